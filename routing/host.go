@@ -204,8 +204,32 @@ func validateTemplate(template string) error {
 	return nil
 }
 
-// expand replaces the placeholders of template with namespace and name.
+// expand replaces the placeholders of template with namespace and name in
+// one pass, so a value that looks like a placeholder is not expanded again.
 func expand(template, namespace, name string) string {
-	replacer := strings.NewReplacer(placeholderName, name, placeholderNamespace, namespace)
-	return replacer.Replace(template)
+	var builder strings.Builder
+	builder.Grow(len(template) + len(namespace) + len(name))
+
+	rest := template
+	for {
+		open := strings.IndexByte(rest, '{')
+		if open < 0 {
+			builder.WriteString(rest)
+			return builder.String()
+		}
+		builder.WriteString(rest[:open])
+		rest = rest[open:]
+
+		switch {
+		case strings.HasPrefix(rest, placeholderName):
+			builder.WriteString(name)
+			rest = rest[len(placeholderName):]
+		case strings.HasPrefix(rest, placeholderNamespace):
+			builder.WriteString(namespace)
+			rest = rest[len(placeholderNamespace):]
+		default:
+			builder.WriteByte('{')
+			rest = rest[1:]
+		}
+	}
 }

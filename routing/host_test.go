@@ -213,3 +213,33 @@ func TestNamerHostTooLong(t *testing.T) {
 		t.Errorf("error = %q, want it to give the length and the maximum", err)
 	}
 }
+
+func TestExpand(t *testing.T) {
+	tests := []struct {
+		template string
+		want     string
+	}{
+		{template: "{name}", want: "ws1"},
+		{template: "{name}-{namespace}", want: "ws1-team"},
+		{template: "x{namespace}.{name}y", want: "xteam.ws1y"},
+		{template: "{name}{name}", want: "ws1ws1"},
+		{template: "{nam{name}", want: "{namws1"},
+		{template: "plain", want: "plain"},
+	}
+
+	for _, tt := range tests {
+		t.Run(tt.template, func(t *testing.T) {
+			if got := expand(tt.template, "team", "ws1"); got != tt.want {
+				t.Errorf("expand(%q) = %q, want %q", tt.template, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestExpandOnePass(t *testing.T) {
+	got := expand("{name}-{namespace}", "ns", "{namespace}")
+
+	if want := "{namespace}-ns"; got != want {
+		t.Errorf("expand = %q, want %q", got, want)
+	}
+}
