@@ -220,6 +220,27 @@ func (cp *ControlPlane) CreateNamespace(ctx context.Context, name string, labels
 	return nil
 }
 
+// AddUser adds a user authenticated by a client certificate, in the given
+// groups, and returns the path of a kubeconfig file for it. The user has no
+// rights beyond what RBAC objects grant it or its groups.
+func (cp *ControlPlane) AddUser(name string, groups []string) (string, error) {
+	user, err := cp.env.AddUser(envtest.User{Name: name, Groups: groups}, nil)
+	if err != nil {
+		return "", fmt.Errorf("adding user %s: %w", name, err)
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		return "", fmt.Errorf("writing the kubeconfig of user %s: %w", name, err)
+	}
+
+	path := filepath.Join(cp.dir, name+".kubeconfig")
+	if err := os.WriteFile(path, kubeconfig, 0o600); err != nil {
+		return "", fmt.Errorf("writing the kubeconfig of user %s: %w", name, err)
+	}
+
+	return path, nil
+}
+
 // StopAPIServer stops kube-apiserver and leaves etcd running, so that
 // clients see the API server go away.
 func (cp *ControlPlane) StopAPIServer() error {

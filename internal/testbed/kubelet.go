@@ -25,6 +25,10 @@ import (
 // NodeName is the fake Node that the kubelet stand-in binds pods to.
 const NodeName = "testbed-node"
 
+// HoldTerminationLabel, set to "true" on a pod, holds that pod's
+// termination as KubeletOptions.HoldTermination does for all pods.
+const HoldTerminationLabel = "testbed.caddy-k8s-router/hold-termination"
+
 // ManualReady, returned by KubeletOptions.ReadyDelay, keeps a pod not Ready
 // until Kubelet.SetReady marks it.
 const ManualReady time.Duration = -1
@@ -345,7 +349,7 @@ func (k *Kubelet) writeStatus(ctx context.Context, key string, pod *corev1.Pod, 
 // not Ready and delete it with grace period 0. With HoldTermination it waits
 // for FinishDeletion.
 func (k *Kubelet) terminate(ctx context.Context, key string, pod *corev1.Pod, fp *fakePod) error {
-	if fp != nil && k.opts.HoldTermination {
+	if fp != nil && (k.opts.HoldTermination || pod.Labels[HoldTerminationLabel] == "true") {
 		k.mu.Lock()
 		releasing := fp.releasing
 		k.mu.Unlock()

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"golang.org/x/net/websocket"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -174,7 +173,7 @@ func TestDeploymentPodsServeTheirNames(t *testing.T) {
 	t.Cleanup(kubelet.Stop)
 
 	deployments := cp.Clientset.AppsV1().Deployments(ns)
-	_, err = deployments.Create(ctx, testDeployment("web", 2, 8080), metav1.CreateOptions{})
+	_, err = deployments.Create(ctx, Deployment("web", 2, 8080), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,25 +263,5 @@ func waitForNoPods(t *testing.T, cp *ControlPlane, namespace, selector string) {
 	})
 	if err != nil {
 		t.Fatalf("waiting for pods %q to go away: %v", selector, err)
-	}
-}
-
-func testDeployment(name string, replicas int32, port int32) *appsv1.Deployment {
-	labels := map[string]string{"app": name}
-
-	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: &replicas,
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{
-					Name:  "app",
-					Image: "example.invalid/app:1",
-					Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: port}},
-				}}},
-			},
-		},
 	}
 }

@@ -1,0 +1,60 @@
+# caddy-k8s-router. Run `make help` for the targets.
+
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+BIN_DIR := $(CURDIR)/bin
+GO ?= go
+# Packages under test: everything but the pinned tool modules (own go.mod).
+PKGS := ./...
+# Flags for `make test`. The race detector covers every test, end-to-end too.
+TEST_FLAGS ?= -race -count=1 -timeout=30m
+# How long each fuzz target runs in `make fuzz`.
+FUZZ_TIME ?= 30s
+# Fuzz targets as package:Function. `make test` runs their seed corpora.
+FUZZ_TARGETS := routing:FuzzParsePort routing:FuzzHost webhook:FuzzAdmissionDecode
+# Which benchmarks `make bench` runs, and for how long each.
+BENCH ?= .
+BENCH_FLAGS ?= -benchtime=1x -timeout=60m
+
+export PATH := $(BIN_DIR):$(PATH)
+
+.PHONY: help
+help: ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+.PHONY: tools
+tools: ## Build the pinned kube-apiserver, kube-controller-manager, kubectl, etcd and caddy into bin/ (skips what is up to date).
+	@hack/build-tools.sh
+
+.PHONY: build
+build: ## Build the router binary into bin/router.
+	CGO_ENABLED=0 $(GO) build -o $(BIN_DIR)/router ./cmd/router
+
+.PHONY: vet
+vet: ## Run go vet.
+	$(GO) vet $(PKGS)
+
+.PHONY: test
+test: tools vet ## Build what bin/ lacks, then run every unit, integration and end-to-end test (fuzz seed corpora included).
+	$(GO) test $(TEST_FLAGS) $(PKGS)
+
+.PHONY: fuzz
+fuzz: ## Fuzz each target in FUZZ_TARGETS for FUZZ_TIME (default 30s each).
+	@for target in $(FUZZ_TARGETS); do \
+		pkg=$${target%%:*}; name=$${target##*:}; \
+		echo "fuzzing $$name in ./$$pkg for $(FUZZ_TIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZ_TIME) "./$$pkg"; \
+	done
+
+.PHONY: bench
+bench: tools ## Run the benchmarks against the test bed (never part of `make test`).
+	$(GO) test -run '^$$' -bench '$(BENCH)' $(BENCH_FLAGS) $(PKGS)
+
+.PHONY: demo
+demo: tools build ## Start a local control plane, Caddy, the router and three sample workspaces; Ctrl-C stops it all.
+	$(GO) run ./hack/demo --router $(BIN_DIR)/router
+
+.PHONY: clean
+clean: ## Remove bin/.
+	rm -rf $(BIN_DIR)

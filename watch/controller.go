@@ -1,0 +1,433 @@
+package watch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	appslisters "k8s.io/client-go/listers/apps/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/caddy-k8s-router/caddy-k8s-router/routing"
+)
+
+// Structured log keys.
+const (
+	logKeyNamespace  = "namespace"
+	logKeyDeployment = "deployment"
+	logKeyRoute      = "route"
+	logKeyHost       = "host"
+	logKeyUpstreams  = "upstreams"
+	logKeyErr        = "err"
+)
+
+// RouteWriter is how the controller reaches Caddy. cmd/router fills it with
+// the caddyapi client; tests use a fake.
+type RouteWriter interface {
+	// SetRoutes makes the routes owned by the router equal routes, which
+	// are sorted by ID. When they are equal already it writes nothing. It
+	// returns the ids it added, updated and removed.
+	SetRoutes(ctx context.Context, routes []Route) (Change, error)
+}
+
+// Change is what one SetRoutes call changed in Caddy.
+type Change struct {
+	// Written reports whether Caddy's config was written.
+	Written bool
+	// Added, Updated and Removed are route ids.
+	Added, Updated, Removed []string
+}
+
+// Options configures a Controller. Namer is required; zero values of the
+// other fields take the defaults given.
+type Options struct {
+	// Namespaces are watched; a list holding only "" means all namespaces.
+	// Required.
+	Namespaces []string
+	// Namer builds each Deployment's host. Required.
+	Namer *routing.Namer
+	// RouteIDPrefix starts the @id of every owned route; default
+	// routing.DefaultRouteIDPrefix.
+	RouteIDPrefix string
+	// DefaultPort is the upstream port of Deployments without a port
+	// annotation; default routing.DefaultPort.
+	DefaultPort int32
+	// IPFamily picks the address of dual-stack pods: IPv4, IPv6, or "" for
+	// the pod's primary IP.
+	IPFamily corev1.IPFamily
+	// Workers is the number of Deployments synced in parallel; default 4.
+	Workers int
+	// ResyncPeriod is the informers' resync period; default 10 minutes.
+	ResyncPeriod time.Duration
+	// DriftInterval is how often Caddy's owned routes are read back and
+	// rewritten if they differ; default 10 seconds.
+	DriftInterval time.Duration
+	// WritePerChange turns coalescing off: every changed Deployment is
+	// written at once in its own call. It exists to measure what coalescing
+	// saves, and is slower in every other respect.
+	WritePerChange bool
+	// Logger receives the controller's log; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Controller routes every Ready Deployment in the watched namespaces
+// through Caddy. It keeps one claim per Deployment, computed by workers from
+// the informer caches, and a single writer that makes Caddy's owned routes
+// equal the resolved claims. Changes that arrive while a write is in flight
+// are combined into the next write.
+type Controller struct {
+	client kubernetes.Interface
+	writer RouteWriter
+	opts   Options
+	log    *slog.Logger
+
+	factories          []informers.SharedInformerFactory
+	deploymentsListers map[string]appslisters.DeploymentLister
+	podIndexers        map[string]cache.Indexer
+	cachesSynced       []cache.InformerSynced
+	workqueue          workqueue.TypedRateLimitingInterface[string]
+	broadcaster        record.EventBroadcaster
+	recorder           record.EventRecorder
+
+	// mu guards the fields below it.
+	mu sync.Mutex
+	// claims holds the current claim of every Deployment that has a host.
+	claims map[string]claim
+	// problems holds the last problem reported per Deployment key, so that
+	// each one is logged and recorded once.
+	problems map[string]string
+	// readySince holds, per Deployment key, when a pod of it was first seen
+	// Ready since the last write.
+	readySince map[string]time.Time
+	// losers holds the Deployments refused a host, with the winner's key.
+	losers map[string]string
+
+	initialized         atomic.Bool
+	lastSyncErr         atomic.Pointer[error]
+	consecutiveFailures atomic.Int64
+	kick                chan struct{}
+	// writeMu makes sure at most one SetRoutes call is in flight.
+	writeMu sync.Mutex
+}
+
+// New builds a Controller over the given namespaces. Start it with Run.
+func New(client kubernetes.Interface, writer RouteWriter, opts Options) (*Controller, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+
+	c := &Controller{
+		client:             client,
+		writer:             writer,
+		opts:               opts,
+		log:                opts.Logger,
+		deploymentsListers: map[string]appslisters.DeploymentLister{},
+		podIndexers:        map[string]cache.Indexer{},
+		workqueue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "deployments"}),
+		claims:     map[string]claim{},
+		problems:   map[string]string{},
+		readySince: map[string]time.Time{},
+		losers:     map[string]string{},
+		kick:       make(chan struct{}, 1),
+	}
+
+	for _, namespace := range opts.Namespaces {
+		if err := c.addInformers(namespace); err != nil {
+			return nil, err
+		}
+	}
+
+	c.broadcaster = record.NewBroadcaster()
+	c.recorder = c.broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: eventSource})
+
+	return c, nil
+}
+
+func (o *Options) defaults() error {
+	if len(o.Namespaces) == 0 {
+		return errors.New("no namespace to watch: set at least one namespace, or \"\" for all")
+	}
+	for _, ns := range o.Namespaces {
+		if ns != "" && len(validation.IsDNS1123Label(ns)) > 0 {
+			return fmt.Errorf("invalid namespace %q: must be a DNS-1123 label", ns)
+		}
+	}
+	if o.Namer == nil {
+		return errors.New("no Namer: the controller needs one to build hosts")
+	}
+	if o.RouteIDPrefix == "" {
+		o.RouteIDPrefix = routing.DefaultRouteIDPrefix
+	}
+	if err := routing.ValidateRouteIDPrefix(o.RouteIDPrefix); err != nil {
+		return err
+	}
+	if o.DefaultPort == 0 {
+		o.DefaultPort = routing.DefaultPort
+	}
+	if o.DefaultPort < 1 || o.DefaultPort > 65535 {
+		return fmt.Errorf("invalid default port %d: must be from 1 to 65535", o.DefaultPort)
+	}
+	switch o.IPFamily {
+	case "", corev1.IPv4Protocol, corev1.IPv6Protocol:
+	default:
+		return fmt.Errorf("invalid IP family %q: must be IPv4, IPv6 or empty for the pod's primary IP", o.IPFamily)
+	}
+	if o.Workers <= 0 {
+		o.Workers = 4
+	}
+	if o.ResyncPeriod <= 0 {
+		o.ResyncPeriod = 10 * time.Minute
+	}
+	if o.DriftInterval <= 0 {
+		o.DriftInterval = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+
+	return nil
+}
+
+// addInformers sets up the Deployment and Pod informers of one namespace.
+func (c *Controller) addInformers(namespace string) error {
+	factory := informers.NewSharedInformerFactoryWithOptions(c.client, c.opts.ResyncPeriod,
+		informers.WithNamespace(namespace), informers.WithTransform(trimObject))
+
+	deployments := factory.Apps().V1().Deployments()
+	_, err := deployments.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.onDeployment,
+		UpdateFunc: c.onDeploymentUpdate,
+		DeleteFunc: c.onDeployment,
+	})
+	if err != nil {
+		return fmt.Errorf("adding deployment handler: %w", err)
+	}
+
+	pods := factory.Core().V1().Pods()
+	if err := pods.Informer().AddIndexers(cache.Indexers{byDeploymentIndex: indexByDeployment}); err != nil {
+		return fmt.Errorf("adding pod indexer: %w", err)
+	}
+	_, err = pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.onPodAdd,
+		UpdateFunc: c.onPodUpdate,
+		DeleteFunc: c.onPodDelete,
+	})
+	if err != nil {
+		return fmt.Errorf("adding pod handler: %w", err)
+	}
+
+	c.factories = append(c.factories, factory)
+	c.deploymentsListers[namespace] = deployments.Lister()
+	c.podIndexers[namespace] = pods.Informer().GetIndexer()
+	c.cachesSynced = append(c.cachesSynced, deployments.Informer().HasSynced, pods.Informer().HasSynced)
+
+	return nil
+}
+
+// Run starts the informers, waits for their caches, computes the claim of
+// every Deployment, and then runs the workers, the writer and the drift
+// check until ctx is done. It never deletes routes on its way out: Caddy
+// keeps serving what was written last. It returns an error only if the
+// caches do not sync.
+func (c *Controller) Run(ctx context.Context) error {
+	defer c.workqueue.ShutDown()
+
+	c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
+	defer c.broadcaster.Shutdown()
+
+	// start the informers and wait for their caches
+	for _, factory := range c.factories {
+		factory.Start(ctx.Done())
+	}
+	defer func() {
+		for _, factory := range c.factories {
+			factory.Shutdown()
+		}
+	}()
+
+	c.log.Info("waiting for informer caches to sync", "namespaces", c.opts.Namespaces)
+	if !cache.WaitForCacheSync(ctx.Done(), c.cachesSynced...) {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return errors.New("informer caches did not sync")
+	}
+
+	// compute every claim before the first write, so that the first write
+	// never removes the route of a Deployment that was not looked at yet
+	c.initialClaims()
+	c.initialized.Store(true)
+	c.log.Info("caches synced", "deployments", len(c.claims))
+
+	// start the workers and the writer
+	var wg sync.WaitGroup
+	for range c.opts.Workers {
+		wg.Go(func() {
+			for c.processNextWorkItem(ctx) {
+			}
+		})
+	}
+	wg.Go(func() { c.runWriter(ctx) })
+	c.requestWrite()
+
+	<-ctx.Done()
+	c.log.Info("stopping controller")
+	c.workqueue.ShutDown()
+	wg.Wait()
+
+	return nil
+}
+
+// HasSynced reports whether the caches have synced and every Deployment's
+// claim has been computed once.
+func (c *Controller) HasSynced() bool {
+	return c.initialized.Load()
+}
+
+// LastSyncError returns the error of the last route sync with Caddy, or nil
+// if it succeeded or none has run yet.
+func (c *Controller) LastSyncError() error {
+	if p := c.lastSyncErr.Load(); p != nil {
+		return *p
+	}
+
+	return nil
+}
+
+// initialClaims computes the claim of every Deployment in the caches and
+// queues each for a full sync (annotation backfill and events).
+func (c *Controller) initialClaims() {
+	for _, lister := range c.deploymentsListers {
+		deployments, err := lister.List(labels.Everything())
+		if err != nil {
+			// The cache lister never fails; log in case that changes.
+			c.log.Error("listing deployments from the cache failed", logKeyErr, err)
+			continue
+		}
+		for _, d := range deployments {
+			key := d.Namespace + "/" + d.Name
+			if res, err := c.computeRoute(d); err == nil {
+				c.mu.Lock()
+				c.claims[key] = res.claim
+				c.mu.Unlock()
+			}
+			c.workqueue.Add(key)
+		}
+	}
+}
+
+func (c *Controller) processNextWorkItem(ctx context.Context) bool {
+	key, shutdown := c.workqueue.Get()
+	if shutdown {
+		return false
+	}
+	defer c.workqueue.Done(key)
+
+	err := c.syncDeployment(ctx, key)
+	if err == nil {
+		c.workqueue.Forget(key)
+		return true
+	}
+
+	reconcileTotal.WithLabelValues("error").Inc()
+	c.log.Error("syncing deployment failed, will retry", logKeyDeployment, key, logKeyErr, err)
+	c.workqueue.AddRateLimited(key)
+
+	return true
+}
+
+// Event handlers. They only queue Deployment keys; the workers do the rest.
+
+func (c *Controller) onDeployment(obj any) {
+	obj = objectFromTombstone(obj)
+	d, ok := obj.(*appsv1.Deployment)
+	if !ok {
+		c.log.Debug("ignoring a deployment event for an unexpected type", "type", fmt.Sprintf("%T", obj))
+		return
+	}
+
+	c.workqueue.Add(d.Namespace + "/" + d.Name)
+}
+
+func (c *Controller) onDeploymentUpdate(oldObj, newObj any) {
+	oldD, ok1 := oldObj.(*appsv1.Deployment)
+	newD, ok2 := newObj.(*appsv1.Deployment)
+	if ok1 && ok2 && oldD.ResourceVersion == newD.ResourceVersion {
+		return // periodic resync
+	}
+
+	c.onDeployment(newObj)
+}
+
+func (c *Controller) onPodAdd(obj any) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	if isPodReady(pod) {
+		c.noteReady(pod)
+	}
+
+	c.enqueuePod(pod)
+}
+
+func (c *Controller) onPodUpdate(oldObj, newObj any) {
+	oldPod, ok1 := oldObj.(*corev1.Pod)
+	newPod, ok2 := newObj.(*corev1.Pod)
+	if !ok1 || !ok2 || oldPod.ResourceVersion == newPod.ResourceVersion {
+		return // periodic resync
+	}
+	if !isPodReady(oldPod) && isPodReady(newPod) {
+		c.noteReady(newPod)
+	}
+
+	c.enqueuePod(newPod)
+}
+
+func (c *Controller) onPodDelete(obj any) {
+	pod, ok := objectFromTombstone(obj).(*corev1.Pod)
+	if !ok {
+		c.log.Debug("ignoring a pod delete event for an unexpected type", "type", fmt.Sprintf("%T", objectFromTombstone(obj)))
+		return
+	}
+
+	c.enqueuePod(pod)
+}
+
+func (c *Controller) enqueuePod(pod *corev1.Pod) {
+	if key, ok := deploymentKeyOfPod(pod); ok {
+		c.workqueue.Add(key)
+	}
+}
+
+// noteReady records when a pod of a Deployment became Ready, for the
+// Ready-to-route latency metric.
+func (c *Controller) noteReady(pod *corev1.Pod) {
+	key, ok := deploymentKeyOfPod(pod)
+	if !ok {
+		return
+	}
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+
+	if _, pending := c.readySince[key]; !pending {
+		c.readySince[key] = time.Now()
+	}
+}
