@@ -68,8 +68,15 @@ build_etcd() {
     env CGO_ENABLED=0 go build -ldflags "-s -w" -o "$bin_dir/etcd" go.etcd.io/etcd/server/v3)
 }
 
+# caddy_version prints the version of the Caddy module built into the
+# binary $1. `caddy version` prints "unknown" for a build from a wrapper
+# module, so read the build information instead.
+caddy_version() {
+  go version -m "$1" 2>/dev/null | awk '$2 == "github.com/caddyserver/caddy/v2" { print $3 }'
+}
+
 build_caddy() {
-  if has_version "$bin_dir/caddy" "$CADDY_VERSION" version; then
+  if [[ -x "$bin_dir/caddy" && "$(caddy_version "$bin_dir/caddy")" == "$CADDY_VERSION" ]]; then
     echo "build-tools: caddy $CADDY_VERSION is up to date" >&2
     return
   fi
