@@ -134,15 +134,23 @@ func serveRequest(tb testing.TB, h http.Handler, req *http.Request) (int, *admis
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 
+	return rec.Code, decodeReview(tb, rec.Body.Bytes())
+}
+
+// decodeReview decodes a response body and fails the test unless it is a
+// review with a response member.
+func decodeReview(tb testing.TB, body []byte) *admissionv1.AdmissionReview {
+	tb.Helper()
+
 	var review admissionv1.AdmissionReview
-	if err := json.Unmarshal(rec.Body.Bytes(), &review); err != nil {
-		tb.Fatalf("decoding response %q: %v", rec.Body.String(), err)
+	if err := json.Unmarshal(body, &review); err != nil {
+		tb.Fatalf("decoding response %q: %v", body, err)
 	}
 	if review.Response == nil {
-		tb.Fatalf("response %q has no response member", rec.Body.String())
+		tb.Fatalf("response %q has no response member", body)
 	}
 
-	return rec.Code, &review
+	return &review
 }
 
 // applyPatch applies the response's patch to object and returns the result,

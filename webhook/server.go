@@ -39,7 +39,7 @@ type Options struct {
 // NewServer returns a controller-runtime webhook server that serves h at
 // [Path] over TLS 1.2 or later. The server reads and watches the
 // certificate files when it starts. Start blocks until its context is
-// cancelled and the open requests finish.
+// cancelled and the open requests finish, for at most one minute.
 func NewServer(opts Options, h *Handler) webhook.Server {
 	server := webhook.NewServer(webhook.Options{
 		Host:     opts.Host,
@@ -57,7 +57,7 @@ func NewServer(opts Options, h *Handler) webhook.Server {
 
 // NewHTTPHandler returns the HTTP handler that decodes AdmissionReview
 // requests for h and writes the responses. It accepts only
-// admission.k8s.io/v1 AdmissionReview bodies of at most 7 MiB and returns an
+// admission.k8s.io/v1 AdmissionReview bodies smaller than 7 MiB and returns an
 // error response for anything else. Panics in h become error responses.
 func NewHTTPHandler(h *Handler) http.Handler {
 	// route controller-runtime's own log lines to the handler's logger
