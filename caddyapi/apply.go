@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"strings"
-	"time"
 )
 
 // ApplyResult describes what Apply did.
@@ -17,7 +15,7 @@ type ApplyResult struct {
 	// the owned routes already equalled the specs.
 	Written bool
 	// Attempts is how many read-and-compare rounds Apply made: 1, plus one
-	// for each 412 retry.
+	// for each retry.
 	Attempts int
 	// Added, Updated and Removed are the ids of the owned routes that the
 	// write created, changed and deleted, each sorted. They are empty when
@@ -35,9 +33,15 @@ type ApplyResult struct {
 // routes are written sorted by ID as one block before the first route that
 // is not owned. Routes without the prefix are kept unchanged and in order.
 // A route that specs leave out is deleted, and one that is already missing
-// counts as deleted. When another client changed the config between the
-// read and the write, Caddy responds with 412, and Apply waits with exponential
-// backoff and tries again, up to Config.MaxAttempts times in all.
+// counts as deleted.
+//
+// Apply retries with backoff, up to Config.MaxAttempts attempts in all, in
+// two cases. Caddy responded with 412 because another client changed the
+// config between the read and the write, or a request got no response for a
+// reason other than a timeout. Repeating an attempt is safe because the
+// write is conditional. When a write's response is lost
+// and the next read finds the routes as desired, Apply reports the write as
+// done.
 //
 // Specs are validated first, and an invalid one fails the whole call with a
 // [*SpecError] before any request is sent. Among the Clients of one process
@@ -60,58 +64,84 @@ func (c *Client) Apply(ctx context.Context, specs []RouteSpec) (ApplyResult, err
 	}
 	defer c.lock.release()
 
+	// read, compare and write until done
 	var result ApplyResult
-	for attempt := 1; ; attempt++ {
-		result.Attempts = attempt
+	var unconfirmed *plan
+	attempts, err := c.retry(ctx, func(attempt int) error {
+		return c.applyOnce(ctx, attempt, desired, &result, &unconfirmed)
+	})
+	result.Attempts = attempts
 
-		// read and compare
-		snap, err := c.read(ctx)
-		if err != nil {
-			return result, err
-		}
-		if c.afterRead != nil {
-			c.afterRead(attempt)
-		}
+	return result, err
+}
 
-		p, err := planRoutes(snap.routes, desired, c.cfg.IDPrefix)
-		if err != nil {
-			return result, err
-		}
-		if !p.changed {
-			return result, nil
-		}
+// applyOnce makes one attempt of Apply and records a successful write in
+// result. unconfirmed is the plan of an earlier write whose response was
+// lost, or nil.
+func (c *Client) applyOnce(ctx context.Context, attempt int, desired []route, result *ApplyResult, unconfirmed **plan) error {
+	// read and compare
+	snap, err := c.read(ctx)
+	if err != nil {
+		return err
+	}
+	if c.afterRead != nil {
+		c.afterRead(attempt)
+	}
 
-		// write under If-Match
-		err = c.write(ctx, snap, p.routes)
-		if err == nil {
-			adminWritesTotal.Inc()
-			result.Written = true
-			result.Added, result.Updated, result.Removed = p.added, p.updated, p.removed
-			c.logChanges(attempt, p)
-			return result, nil
+	p, err := planRoutes(snap.routes, desired, c.cfg.IDPrefix)
+	if err != nil {
+		return err
+	}
+	if !p.changed {
+		// the routes are as desired; if an earlier write's response was
+		// lost, that write most likely made them so
+		if *unconfirmed != nil {
+			c.recordWrite(attempt, result, **unconfirmed)
 		}
-		if !errors.Is(err, ErrConflict) {
-			return result, err
-		}
-		adminConflictsTotal.Inc()
+		return nil
+	}
 
-		// give up, or back off and read again
-		if attempt >= c.cfg.MaxAttempts {
-			return result, c.conflictError(err, attempt)
-		}
-		c.log.LogAttrs(ctx, slog.LevelDebug, "caddy config changed between read and write, retrying",
-			slog.Int(logKeyAttempt, attempt), slog.Any(logKeyErr, err))
-		if err := sleep(ctx, c.retryDelay(attempt)); err != nil {
-			return result, fmt.Errorf("waiting to retry the write to %s: %w", c.cfg.AdminURL, err)
+	// write under If-Match
+	err = c.write(ctx, snap, p.routes)
+	switch {
+	case err == nil:
+		c.recordWrite(attempt, result, p)
+	case errors.Is(err, ErrUnreachable):
+		*unconfirmed = &p
+	}
+
+	return err
+}
+
+// recordWrite counts and logs a write and fills in result.
+func (c *Client) recordWrite(attempt int, result *ApplyResult, p plan) {
+	adminWritesTotal.Inc()
+	result.Written = true
+	result.Added, result.Updated, result.Removed = p.added, p.updated, p.removed
+
+	ctx := context.Background()
+	c.log.LogAttrs(ctx, slog.LevelDebug, "wrote caddy routes", slog.Int(logKeyAttempt, attempt),
+		slog.Int("added", len(p.added)), slog.Int("updated", len(p.updated)), slog.Int("removed", len(p.removed)))
+	for _, change := range []struct {
+		message string
+		ids     []string
+	}{
+		{"added caddy route", p.added},
+		{"updated caddy route", p.updated},
+		{"removed caddy route", p.removed},
+	} {
+		for _, id := range change.ids {
+			c.log.LogAttrs(ctx, slog.LevelDebug, change.message, slog.String(logKeyRoute, id), slog.Int(logKeyAttempt, attempt))
 		}
 	}
 }
 
 // Owned returns the owned routes currently in the managed routes array,
-// decoded into RouteSpecs and sorted by ID, with one GET. Hosts and dials
+// decoded into RouteSpecs and sorted by ID. It sends one GET, repeated as
+// Apply repeats a request that fails without a response. Hosts and dials
 // are returned as Caddy stores them, sorted.
 func (c *Client) Owned(ctx context.Context) ([]RouteSpec, error) {
-	snap, err := c.read(ctx)
+	snap, err := c.readRetrying(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -136,77 +166,9 @@ func (c *Client) Owned(ctx context.Context) ([]RouteSpec, error) {
 
 // Check returns nil when the admin API responds and the managed routes array
 // can be read: the server or subroute exists. A server or subroute without
-// a "routes" key passes, because Apply creates the key. It sends one GET.
+// a "routes" key passes, because Apply creates the key. It sends one GET,
+// repeated as Apply repeats a request that fails without a response.
 func (c *Client) Check(ctx context.Context) error {
-	_, err := c.read(ctx)
+	_, err := c.readRetrying(ctx)
 	return err
-}
-
-// conflictError returns the error of an Apply that got 412 on every
-// attempt.
-func (c *Client) conflictError(last error, attempts int) error {
-	var apiErr *Error
-	if !errors.As(last, &apiErr) {
-		return last
-	}
-
-	final := *apiErr
-	final.Hint = fmt.Sprintf("the %s changed between read and write on all %d attempts; another client keeps writing the config",
-		c.describeTarget(), attempts)
-
-	return &final
-}
-
-// retryDelay returns the backoff after the given failed attempt:
-// RetryDelay doubled per earlier attempt, capped at maxRetryDelay, with
-// jitter that takes off up to half, so that competing writers spread out.
-func (c *Client) retryDelay(attempt int) time.Duration {
-	delay := c.cfg.RetryDelay
-	for range attempt - 1 {
-		delay *= 2
-		if delay >= maxRetryDelay {
-			delay = maxRetryDelay
-			break
-		}
-	}
-
-	half := int64(delay / 2)
-	if half <= 0 {
-		return delay
-	}
-
-	return delay - time.Duration(rand.Int64N(half+1))
-}
-
-// logChanges logs a write and each route that it added, updated or
-// removed.
-func (c *Client) logChanges(attempt int, p plan) {
-	ctx := context.Background()
-	c.log.LogAttrs(ctx, slog.LevelDebug, "wrote caddy routes", slog.Int(logKeyAttempt, attempt),
-		slog.Int("added", len(p.added)), slog.Int("updated", len(p.updated)), slog.Int("removed", len(p.removed)))
-	for _, change := range []struct {
-		message string
-		ids     []string
-	}{
-		{"added caddy route", p.added},
-		{"updated caddy route", p.updated},
-		{"removed caddy route", p.removed},
-	} {
-		for _, id := range change.ids {
-			c.log.LogAttrs(ctx, slog.LevelDebug, change.message, slog.String(logKeyRoute, id), slog.Int(logKeyAttempt, attempt))
-		}
-	}
-}
-
-// sleep waits for d or until ctx ends, and then returns ctx's error.
-func sleep(ctx context.Context, d time.Duration) error {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-
-	select {
-	case <-timer.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

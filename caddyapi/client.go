@@ -74,10 +74,10 @@ func New(cfg Config) (*Client, error) {
 func newTransport(ep endpoint, timeout time.Duration) *http.Transport {
 	dialer := &net.Dialer{Timeout: timeout}
 	t := &http.Transport{
-		Proxy:               nil,
-		DialContext:         dialer.DialContext,
-		MaxIdleConnsPerHost: 2,
-		IdleConnTimeout:     90 * time.Second,
+		Proxy:       nil,
+		DialContext: dialer.DialContext,
+		// Caddy closes admin connections on every config change
+		DisableKeepAlives: true,
 	}
 
 	if ep.socket != "" {
@@ -158,7 +158,8 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, ifMat
 func (c *Client) unreachable(ctx context.Context, method, path string, err error) error {
 	var hint string
 	var netErr net.Error
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout() {
+	timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout()
+	if timedOut {
 		hint = fmt.Sprintf("timed out after %v; check that Caddy listens at the admin URL, or raise Config.Timeout", c.cfg.Timeout)
 	} else {
 		hint = "check that Caddy is running and listens at the admin URL"
@@ -168,7 +169,10 @@ func (c *Client) unreachable(ctx context.Context, method, path string, err error
 		hint += "; the write may or may not have been applied, and the next Apply reads the result"
 	}
 
-	return c.newError(ErrUnreachable, method, path, 0, "", hint, err)
+	apiErr := c.newError(ErrUnreachable, method, path, 0, "", hint, err)
+	apiErr.timedOut = timedOut
+
+	return apiErr
 }
 
 // classifyStatus returns the kind of a non-2xx response and a hint. Caddy

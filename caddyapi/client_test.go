@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -123,31 +124,48 @@ func TestApplySendsHeaders(t *testing.T) {
 	}
 }
 
-func TestApplyRetriesConflict(t *testing.T) {
-	fake := newFakeCaddy(t, catchAllJSON)
-	var conflicts atomic.Int32
-	fake.intercept = func(w http.ResponseWriter, r *http.Request) bool {
-		if r.Method == http.MethodPatch && conflicts.Add(1) <= 2 {
-			writeCaddyError(w, http.StatusPreconditionFailed, "If-Match header did not match current config hash")
-			return true
-		}
-		return false
+func TestApplyRetries(t *testing.T) {
+	conflict := func(t *testing.T, w http.ResponseWriter) {
+		writeCaddyError(w, http.StatusPreconditionFailed, "If-Match header did not match current config hash")
 	}
-	c := fake.client(t, Config{})
-
-	result, err := c.Apply(t.Context(), []RouteSpec{webSpec})
-	if err != nil {
-		t.Fatalf("Apply: %v", err)
+	tests := []struct {
+		name     string
+		failures int32
+		fail     func(t *testing.T, w http.ResponseWriter)
+	}{
+		{"conflict", 2, conflict},
+		{"reset", 1, resetConnection},
 	}
 
-	if result.Attempts != 3 {
-		t.Errorf("Attempts = %d, want 3", result.Attempts)
-	}
-	if !result.Written {
-		t.Error("Written = false, want true")
-	}
-	if fake.writeCount() != 1 {
-		t.Errorf("writes = %d, want 1", fake.writeCount())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// the first PATCH requests fail, then one succeeds
+			fake := newFakeCaddy(t, catchAllJSON)
+			var patches atomic.Int32
+			fake.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+				if r.Method == http.MethodPatch && patches.Add(1) <= tt.failures {
+					tt.fail(t, w)
+					return true
+				}
+				return false
+			}
+			c := fake.client(t, Config{})
+
+			result, err := c.Apply(t.Context(), []RouteSpec{webSpec})
+			if err != nil {
+				t.Fatalf("Apply: %v", err)
+			}
+
+			if want := int(tt.failures) + 1; result.Attempts != want {
+				t.Errorf("Attempts = %d, want %d", result.Attempts, want)
+			}
+			if !result.Written {
+				t.Error("Written = false, want true")
+			}
+			if fake.writeCount() != 1 {
+				t.Errorf("writes = %d, want 1", fake.writeCount())
+			}
+		})
 	}
 }
 
@@ -201,6 +219,9 @@ func TestApplyTimeout(t *testing.T) {
 	if !strings.Contains(apiErr.Error(), "timed out") {
 		t.Errorf("error %q does not say that the request timed out", apiErr)
 	}
+	if n := len(fake.requestLog()); n != 1 {
+		t.Errorf("requests = %d, want 1 because a timeout is not retried", n)
+	}
 }
 
 func TestApplyResetAfterWriteSent(t *testing.T) {
@@ -209,19 +230,12 @@ func TestApplyResetAfterWriteSent(t *testing.T) {
 		if r.Method != http.MethodPatch {
 			return false
 		}
-		conn, _, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Errorf("hijacking the connection: %v", err)
-			return true
-		}
-		// linger 0 makes Close send a TCP reset
-		_ = conn.(*net.TCPConn).SetLinger(0)
-		_ = conn.Close()
+		resetConnection(t, w)
 		return true
 	}
-	c := fake.client(t, Config{})
+	c := fake.client(t, Config{MaxAttempts: 3})
 
-	_, err := c.Apply(t.Context(), []RouteSpec{webSpec})
+	result, err := c.Apply(t.Context(), []RouteSpec{webSpec})
 
 	apiErr := requireKind(t, err, ErrUnreachable)
 	if apiErr.Method != http.MethodPatch {
@@ -229,6 +243,82 @@ func TestApplyResetAfterWriteSent(t *testing.T) {
 	}
 	if !strings.Contains(apiErr.Error(), "may or may not have been applied") {
 		t.Errorf("error %q does not say the write may have been applied", apiErr)
+	}
+	if !strings.Contains(apiErr.Error(), "all 3 attempts") {
+		t.Errorf("error %q does not give the attempt count", apiErr)
+	}
+	if result.Attempts != 3 {
+		t.Errorf("Attempts = %d, want 3", result.Attempts)
+	}
+	if result.Written {
+		t.Error("Written = true, want false")
+	}
+}
+
+// resetConnection hijacks the connection of w and closes it with a TCP
+// reset, as a server that dies after reading the request does.
+func resetConnection(t *testing.T, w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		t.Errorf("hijacking the connection: %v", err)
+		return
+	}
+
+	// linger 0 makes Close send a TCP reset
+	_ = conn.(*net.TCPConn).SetLinger(0)
+	_ = conn.Close()
+}
+
+func TestApplyLostResponseCountsWrite(t *testing.T) {
+	// the first PATCH is stored, but its response is lost
+	fake := newFakeCaddy(t, catchAllJSON)
+	var patches atomic.Int32
+	fake.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPatch || patches.Add(1) != 1 {
+			return false
+		}
+		fake.serveDefault(httptest.NewRecorder(), r)
+		resetConnection(t, w)
+		return true
+	}
+	c := fake.client(t, Config{})
+
+	result, err := c.Apply(t.Context(), []RouteSpec{webSpec})
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+
+	if !result.Written {
+		t.Error("Written = false, want true")
+	}
+	if got := strings.Join(result.Added, ","); got != webSpec.ID {
+		t.Errorf("Added = %q, want %q", got, webSpec.ID)
+	}
+	if result.Attempts != 2 {
+		t.Errorf("Attempts = %d, want 2", result.Attempts)
+	}
+	if n := patches.Load(); n != 1 {
+		t.Errorf("PATCH requests = %d, want 1", n)
+	}
+}
+
+func TestCheckRetriesReset(t *testing.T) {
+	fake := newFakeCaddy(t, catchAllJSON)
+	var resets atomic.Int32
+	fake.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+		if resets.Add(1) == 1 {
+			resetConnection(t, w)
+			return true
+		}
+		return false
+	}
+	c := fake.client(t, Config{})
+
+	if err := c.Check(t.Context()); err != nil {
+		t.Errorf("Check: %v", err)
+	}
+	if n := len(fake.requestLog()); n != 2 {
+		t.Errorf("requests = %d, want 2", n)
 	}
 }
 

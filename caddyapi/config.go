@@ -29,7 +29,8 @@ const (
 	DefaultTimeout = 10 * time.Second
 
 	// DefaultMaxAttempts is how many read-and-write rounds Apply makes when
-	// Caddy responds with 412 because another client changed the config.
+	// Caddy responds with 412 because another client changed the config, or
+	// when a request gets no response.
 	DefaultMaxAttempts = 5
 
 	// DefaultRetryDelay is the backoff before the second attempt. It doubles
@@ -98,7 +99,9 @@ type Config struct {
 	Timeout time.Duration
 
 	// MaxAttempts is how many times Apply reads and writes when Caddy
-	// responds with 412. Default [DefaultMaxAttempts].
+	// responds with 412 or a request gets no response other than by timing
+	// out. Owned and Check repeat their read as often. Default
+	// [DefaultMaxAttempts].
 	MaxAttempts int
 
 	// RetryDelay is the backoff before the second attempt of Apply. Default

@@ -63,6 +63,11 @@
 // keeps old upstream transports in memory until their idle connections
 // close. [ProxySettings] sets both for every owned route.
 //
+// Caddy v2.11.9 also replaces its admin server on every config change and
+// closes the old one's connections, so the client opens a new connection
+// for each request. A read, or a conditional write, that gets no response
+// for a reason other than a timeout is repeated with backoff.
+//
 // Among the Clients of one process, only one Apply per admin URL runs at a
 // time. Writes from other processes are caught by If-Match.
 //

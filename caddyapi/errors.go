@@ -30,8 +30,9 @@ var (
 	ErrRejected = errors.New("caddy rejected the config")
 
 	// ErrConflict means that the config changed between the read and the
-	// write (Caddy responded to If-Match with 412) on every attempt.
-	ErrConflict = errors.New("caddy config changed during every update attempt")
+	// write, so Caddy responded to If-Match with 412. Apply returns it only
+	// when its last attempt failed this way.
+	ErrConflict = errors.New("caddy config changed between read and write")
 
 	// ErrUnexpectedResponse means that Caddy responded with a status, header
 	// or body that the client does not expect, such as a 5xx on a read or a
@@ -64,6 +65,9 @@ type Error struct {
 	Hint string
 	// Err is the underlying cause, such as a network error. It may be nil.
 	Err error
+
+	// timedOut reports whether the request ran out of time.
+	timedOut bool
 }
 
 // Error returns the class, the request, the status, Caddy's message and the

@@ -58,12 +58,19 @@ func newFakeCaddy(t *testing.T, routesJSON string) *fakeCaddy {
 	return f
 }
 
-// client returns a Client for the fake with fast retries and a logger that
-// writes to the test log.
+// client returns a Client for the fake with fast retries.
 func (f *fakeCaddy) client(t *testing.T, cfg Config) *Client {
 	t.Helper()
 
 	cfg.AdminURL = f.URL
+	return newTestClient(t, cfg)
+}
+
+// newTestClient returns a Client for cfg with a 1ns retry delay, unless cfg
+// sets one, and a logger that writes to the test log.
+func newTestClient(t *testing.T, cfg Config) *Client {
+	t.Helper()
+
 	if cfg.RetryDelay == 0 {
 		cfg.RetryDelay = 1
 	}
