@@ -35,8 +35,8 @@ const (
 	logKeyErr        = "err"
 )
 
-// RouteWriter is how the controller reaches Caddy. cmd/router fills it with
-// the caddyapi client; tests use a fake.
+// RouteWriter is the controller's only access to Caddy. cmd/router fills it
+// with the caddyapi client, and tests use a fake.
 type RouteWriter interface {
 	// SetRoutes makes the routes owned by the router equal routes, which
 	// are sorted by ID. When they are equal already it writes nothing. It
@@ -44,7 +44,7 @@ type RouteWriter interface {
 	SetRoutes(ctx context.Context, routes []Route) (Change, error)
 }
 
-// Change is what one SetRoutes call changed in Caddy.
+// Change is the outcome of one SetRoutes call.
 type Change struct {
 	// Written reports whether Caddy's config was written.
 	Written bool
@@ -316,7 +316,7 @@ func (c *Controller) initialClaims() {
 	for _, lister := range c.deploymentsListers {
 		deployments, err := lister.List(labels.Everything())
 		if err != nil {
-			// The cache lister never fails; log in case that changes.
+			// A lister over the informer cache returns no error today.
 			c.log.Error("listing deployments from the cache failed", logKeyErr, err)
 			continue
 		}

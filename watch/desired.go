@@ -33,7 +33,7 @@ func (r Route) Equal(other Route) bool {
 	return r.ID == other.ID && r.Host == other.Host && slices.Equal(r.Upstreams, other.Upstreams)
 }
 
-// claim is what one Deployment asks of the router: a host, and the route to
+// claim is one Deployment's request to the router: a host, and the route to
 // it. A claim with no upstreams holds its host but gets no route, so the host
 // falls through to Caddy's catch-all.
 type claim struct {
@@ -44,7 +44,7 @@ type claim struct {
 	route Route
 }
 
-// routeInput is what the desired route of one Deployment is computed from.
+// routeInput is the input of desiredRoute for one Deployment.
 type routeInput struct {
 	deployment *appsv1.Deployment
 	pods       []*corev1.Pod

@@ -20,7 +20,7 @@ import (
 )
 
 // syncDeployment brings the claim of one Deployment up to date with the
-// caches, backfills its route annotation, and asks the writer to write when
+// caches, backfills its route annotation, and requests a write when
 // the claim changed. It returns an error only for transient failures, which
 // are retried; input the user must fix is logged and recorded as an Event.
 func (c *Controller) syncDeployment(ctx context.Context, key string) error {
@@ -73,8 +73,8 @@ func (c *Controller) syncDeployment(ctx context.Context, key string) error {
 
 // computeRoute computes the claim of d from the pod cache. When d's port
 // annotation is invalid but d had a valid claim before, it keeps routing at
-// that claim's port, so that a bad edit does not take a working workspace
-// offline; the error is still returned for reporting.
+// that claim's port, so a bad edit does not take a working workspace
+// offline. It still returns the error, for reporting.
 func (c *Controller) computeRoute(d *appsv1.Deployment) (routeResult, error) {
 	key := d.Namespace + "/" + d.Name
 	in := routeInput{
@@ -99,9 +99,9 @@ func (c *Controller) computeRoute(d *appsv1.Deployment) (routeResult, error) {
 	}
 
 	// keep the last valid port
-	kept := d.DeepCopy()
-	kept.Annotations[routing.AnnotationPort] = strconv.Itoa(int(old.port))
-	in.deployment = kept
+	withOldPort := d.DeepCopy()
+	withOldPort.Annotations[routing.AnnotationPort] = strconv.Itoa(int(old.port))
+	in.deployment = withOldPort
 	keptRes, keptErr := desiredRoute(in)
 	if keptErr != nil {
 		return res, err
@@ -148,7 +148,7 @@ func (c *Controller) deploymentLister(namespace string) appslisters.DeploymentLi
 	return c.deploymentsListers[""]
 }
 
-// forget drops the claim of a deleted Deployment and asks for a write.
+// forget drops the claim of a deleted Deployment and requests a write.
 func (c *Controller) forget(key string) {
 	c.mu.Lock()
 	_, existed := c.claims[key]

@@ -26,7 +26,7 @@ const (
 	errorLogEvery = 30
 )
 
-// requestWrite asks the writer for a sync. It never blocks: a request made
+// requestWrite requests a sync from the writer. It never blocks: a request made
 // while another is pending is combined with it.
 func (c *Controller) requestWrite() {
 	select {

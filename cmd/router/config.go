@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -165,22 +166,18 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	cfg.logLevel = p.level("log-level")
 
 	// values checked by the packages that use them
-	baseDomain := byFlag["base-domain"]
-	if baseDomain.value == "" {
-		p.fail(baseDomain, "required: the DNS domain under which each workspace gets <name>.<domain>, e.g. gitspaces.example.com")
-	} else if cfg.baseDomain, p.err = routing.NormalizeBaseDomain(baseDomain.value); p.err != nil {
-		p.err = fmt.Errorf("invalid %s: %w", baseDomain.source(), p.err)
-	}
-	if p.err == nil {
-		if _, err := routing.NewNamer(cfg.baseDomain, cfg.hostTemplate); err != nil {
-			p.err = fmt.Errorf("invalid %s: %w", byFlag["host-template"].source(), err)
+	p.check("base-domain", func(value string) (err error) {
+		if value == "" {
+			return errors.New("required: the DNS domain under which each workspace gets <name>.<domain>, e.g. gitspaces.example.com")
 		}
-	}
-	if p.err == nil {
-		if err := routing.ValidateRouteIDPrefix(cfg.routeIDPrefix); err != nil {
-			p.err = fmt.Errorf("invalid %s: %w", byFlag["route-id-prefix"].source(), err)
-		}
-	}
+		cfg.baseDomain, err = routing.NormalizeBaseDomain(value)
+		return err
+	})
+	p.check("host-template", func(value string) error {
+		_, err := routing.NewNamer(cfg.baseDomain, value)
+		return err
+	})
+	p.check("route-id-prefix", routing.ValidateRouteIDPrefix)
 
 	return cfg, p.err
 }
@@ -194,6 +191,19 @@ type parser struct {
 func (p *parser) fail(o *option, want string) {
 	if p.err == nil {
 		p.err = &configError{source: o.source(), value: o.value, want: want}
+	}
+}
+
+// check runs validate on the option's value, unless an earlier option
+// failed, and keeps its error with the option's source.
+func (p *parser) check(name string, validate func(string) error) {
+	if p.err != nil {
+		return
+	}
+
+	o := p.opts[name]
+	if err := validate(o.value); err != nil {
+		p.err = fmt.Errorf("invalid %s %q: %w", o.source(), o.value, err)
 	}
 }
 

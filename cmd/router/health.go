@@ -25,9 +25,9 @@ type readyCheck struct {
 
 // newHealthRouter serves /healthz, /readyz and /metrics.
 //
-// /healthz answers 200 as long as the process serves HTTP; it never depends
+// /healthz returns 200 as long as the process serves HTTP; it never depends
 // on Caddy or the API server, so that their outages do not restart the
-// router. /readyz runs every check and answers 503 with one line per
+// router. /readyz runs every check and returns 503 with one line per
 // failing check, or 200 "ok".
 func newHealthRouter(checks []readyCheck, gatherer prometheus.Gatherer) http.Handler {
 	r := chi.NewRouter()
