@@ -65,20 +65,26 @@ func (c *Client) Apply(ctx context.Context, specs []RouteSpec) (ApplyResult, err
 	defer c.lock.release()
 
 	// read, compare and write until done
-	var result ApplyResult
-	var unconfirmed *plan
+	run := &applyRun{desired: desired}
 	attempts, err := c.retry(ctx, func(attempt int) error {
-		return c.applyOnce(ctx, attempt, desired, &result, &unconfirmed)
+		return c.applyOnce(ctx, attempt, run)
 	})
-	result.Attempts = attempts
+	run.result.Attempts = attempts
 
-	return result, err
+	return run.result, err
+}
+
+// applyRun is the state of one Apply call across its attempts.
+type applyRun struct {
+	desired []route
+	result  ApplyResult
+	// unconfirmed is the plan of a write whose response was lost, or nil.
+	unconfirmed *plan
 }
 
 // applyOnce makes one attempt of Apply and records a successful write in
-// result. unconfirmed is the plan of an earlier write whose response was
-// lost, or nil.
-func (c *Client) applyOnce(ctx context.Context, attempt int, desired []route, result *ApplyResult, unconfirmed **plan) error {
+// run.result.
+func (c *Client) applyOnce(ctx context.Context, attempt int, run *applyRun) error {
 	// read and compare
 	snap, err := c.read(ctx)
 	if err != nil {
@@ -88,15 +94,15 @@ func (c *Client) applyOnce(ctx context.Context, attempt int, desired []route, re
 		c.afterRead(attempt)
 	}
 
-	p, err := planRoutes(snap.routes, desired, c.cfg.IDPrefix)
+	p, err := planRoutes(snap.routes, run.desired, c.cfg.IDPrefix)
 	if err != nil {
 		return err
 	}
 	if !p.changed {
 		// the routes are as desired; if an earlier write's response was
 		// lost, that write most likely made them so
-		if *unconfirmed != nil {
-			c.recordWrite(attempt, result, **unconfirmed)
+		if run.unconfirmed != nil {
+			c.recordWrite(attempt, &run.result, *run.unconfirmed)
 		}
 		return nil
 	}
@@ -105,9 +111,9 @@ func (c *Client) applyOnce(ctx context.Context, attempt int, desired []route, re
 	err = c.write(ctx, snap, p.routes)
 	switch {
 	case err == nil:
-		c.recordWrite(attempt, result, p)
+		c.recordWrite(attempt, &run.result, p)
 	case errors.Is(err, ErrUnreachable):
-		*unconfirmed = &p
+		run.unconfirmed = &p
 	}
 
 	return err
