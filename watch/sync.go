@@ -91,6 +91,9 @@ func (c *Controller) computeRoute(d *appsv1.Deployment) (routeResult, error) {
 		return res, err
 	}
 
+	// NOTE: the last valid port lives in memory only. A router that starts
+	// while a Deployment's port annotation is invalid has none, so it removes
+	// that Deployment's route from Caddy until the annotation is fixed.
 	c.mu.Lock()
 	old, existed := c.claims[key]
 	c.mu.Unlock()

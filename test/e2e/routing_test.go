@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
@@ -374,6 +375,52 @@ func (e *env) dial(pod string) string {
 func containsLine(body, prefix string) bool {
 	for _, line := range strings.Split(body, "\n") {
 		if strings.HasPrefix(line, prefix) {
+			return true
+		}
+	}
+
+	return false
+}
+
+func TestBackfillAndEvents(t *testing.T) {
+	// without the webhook, the reconciler stamps the annotation itself
+	e := newEnv(t, routerOptions{noWebhook: true})
+	ctx := t.Context()
+
+	e.createDeployment("late", 1, 8080, "8080")
+	e.createDeployment("broken", 1, 8080, "8089/tcp")
+	e.waitServedBy(host("late"), 60*time.Second)
+
+	e.poll("the annotation backfill", 30*time.Second, func() (bool, error) {
+		d, err := e.client.AppsV1().Deployments(e.ns).Get(ctx, "late", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		return d.Annotations[routeURLAnnotation] == host("late"), nil
+	})
+
+	e.poll("a RouteCreated event on late", 30*time.Second, func() (bool, error) {
+		return e.hasEvent("late", corev1.EventTypeNormal, "RouteCreated", host("late")), nil
+	})
+	e.poll("an InvalidPort warning on broken", 30*time.Second, func() (bool, error) {
+		return e.hasEvent("broken", corev1.EventTypeWarning, "InvalidPort", `"8089/tcp"`), nil
+	})
+	if status, _ := e.get(host("broken")); status != http.StatusNotFound {
+		t.Errorf("GET %s = %d, want 404: a Deployment with an invalid port gets no route", host("broken"), status)
+	}
+}
+
+// hasEvent reports whether the Deployment name has an Event of the type and
+// reason whose message contains text.
+func (e *env) hasEvent(name, eventType, reason, text string) bool {
+	events, err := e.client.CoreV1().Events(e.ns).List(e.t.Context(), metav1.ListOptions{
+		FieldSelector: "involvedObject.kind=Deployment,involvedObject.name=" + name,
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, ev := range events.Items {
+		if ev.Type == eventType && ev.Reason == reason && strings.Contains(ev.Message, text) {
 			return true
 		}
 	}
