@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +44,15 @@ type RouteWriter interface {
 	// are sorted by ID. When they are equal already it writes nothing. It
 	// returns the ids it added, updated and removed.
 	SetRoutes(ctx context.Context, routes []Route) (Change, error)
+}
+
+// RouteReader is implemented by a RouteWriter that can also list the routes
+// the router owns in Caddy. At start-up the controller reads them once, so
+// that a Deployment whose port annotation turned invalid while the router
+// was down keeps routing at the port Caddy already has.
+type RouteReader interface {
+	// Routes returns the routes the router owns in Caddy.
+	Routes(ctx context.Context) ([]Route, error)
 }
 
 // Change is the outcome of one SetRoutes call.
@@ -115,6 +126,9 @@ type Controller struct {
 	readySince map[string]time.Time
 	// losers holds the Deployments refused a host, with the winner's key.
 	losers map[string]string
+	// routedPorts holds, per Deployment key, the upstream port of its route
+	// in Caddy at start-up, for Deployments whose port annotation is invalid.
+	routedPorts map[string]int32
 
 	initialized         atomic.Bool
 	lastSyncErr         atomic.Pointer[error]
@@ -140,11 +154,12 @@ func New(client kubernetes.Interface, writer RouteWriter, opts Options) (*Contro
 		workqueue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "deployments"}),
-		claims:     map[string]claim{},
-		problems:   map[string]string{},
-		readySince: map[string]time.Time{},
-		losers:     map[string]string{},
-		kick:       make(chan struct{}, 1),
+		claims:      map[string]claim{},
+		problems:    map[string]string{},
+		readySince:  map[string]time.Time{},
+		losers:      map[string]string{},
+		routedPorts: map[string]int32{},
+		kick:        make(chan struct{}, 1),
 	}
 
 	for _, namespace := range opts.Namespaces {
@@ -271,6 +286,7 @@ func (c *Controller) Run(ctx context.Context) error {
 
 	// compute every claim before the first write, so that the first write
 	// never removes the route of a Deployment that was not looked at yet
+	c.readRoutedPorts(ctx)
 	c.initialClaims()
 	c.initialized.Store(true)
 	c.log.Info("caches synced", "deployments", len(c.claims))
@@ -308,6 +324,40 @@ func (c *Controller) LastSyncError() error {
 	}
 
 	return nil
+}
+
+// readRoutedPorts records the upstream port of every route the router owns
+// in Caddy, if the writer can list them. A failure only loses that fallback,
+// so it is logged and start-up goes on.
+func (c *Controller) readRoutedPorts(ctx context.Context) {
+	reader, ok := c.writer.(RouteReader)
+	if !ok {
+		return
+	}
+
+	readCtx, cancel := context.WithTimeout(ctx, syncTimeout)
+	defer cancel()
+	routes, err := reader.Routes(readCtx)
+	if err != nil {
+		c.log.Warn("reading Caddy's routes at start-up failed; a Deployment with an invalid port annotation loses its route", logKeyErr, err)
+		return
+	}
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range routes {
+		namespace, name, ok := routing.ParseRouteID(c.opts.RouteIDPrefix, r.ID)
+		if !ok || len(r.Upstreams) == 0 {
+			continue
+		}
+		_, portText, err := net.SplitHostPort(r.Upstreams[0])
+		if err != nil {
+			continue
+		}
+		if port, err := strconv.ParseInt(portText, 10, 32); err == nil {
+			c.routedPorts[namespace+"/"+name] = int32(port)
+		}
+	}
 }
 
 // initialClaims computes the claim of every Deployment in the caches and

@@ -91,19 +91,22 @@ func (c *Controller) computeRoute(d *appsv1.Deployment) (routeResult, error) {
 		return res, err
 	}
 
-	// NOTE: the last valid port lives in memory only. A router that starts
-	// while a Deployment's port annotation is invalid has none, so it removes
-	// that Deployment's route from Caddy until the annotation is fixed.
+	// the last valid port: from the current claim, or else from the route
+	// Caddy had when the router started
 	c.mu.Lock()
 	old, existed := c.claims[key]
+	lastPort := old.port
+	if !existed {
+		lastPort = c.routedPorts[key]
+	}
 	c.mu.Unlock()
-	if !existed || old.port == 0 {
+	if lastPort == 0 {
 		return res, err
 	}
 
 	// keep the last valid port
 	withOldPort := d.DeepCopy()
-	withOldPort.Annotations[routing.AnnotationPort] = strconv.Itoa(int(old.port))
+	withOldPort.Annotations[routing.AnnotationPort] = strconv.Itoa(int(lastPort))
 	in.deployment = withOldPort
 	keptRes, keptErr := desiredRoute(in)
 	if keptErr != nil {
@@ -113,7 +116,7 @@ func (c *Controller) computeRoute(d *appsv1.Deployment) (routeResult, error) {
 	c.mu.Lock()
 	c.claims[key] = keptRes.claim
 	c.mu.Unlock()
-	if !old.route.Equal(keptRes.claim.route) {
+	if !existed || !old.route.Equal(keptRes.claim.route) {
 		c.requestWrite()
 	}
 
@@ -159,6 +162,7 @@ func (c *Controller) forget(key string) {
 	delete(c.problems, key)
 	delete(c.readySince, key)
 	delete(c.losers, key)
+	delete(c.routedPorts, key)
 	c.mu.Unlock()
 
 	if existed {

@@ -26,3 +26,21 @@ func (w caddyWriter) SetRoutes(ctx context.Context, routes []watch.Route) (watch
 
 	return watch.Change{Written: res.Written, Added: res.Added, Updated: res.Updated, Removed: res.Removed}, nil
 }
+
+// Routes returns the routes the router owns in Caddy.
+func (w caddyWriter) Routes(ctx context.Context) ([]watch.Route, error) {
+	specs, err := w.client.Owned(ctx)
+	if err != nil {
+		return nil, err
+	}
+
+	routes := make([]watch.Route, 0, len(specs))
+	for _, s := range specs {
+		if len(s.Hosts) == 0 {
+			continue
+		}
+		routes = append(routes, watch.Route{ID: s.ID, Host: s.Hosts[0], Upstreams: s.Dials})
+	}
+
+	return routes, nil
+}

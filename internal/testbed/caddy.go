@@ -139,7 +139,9 @@ func StartCaddy(ctx context.Context, opts CaddyOptions) (*Caddy, error) {
 // adminHTTPClient returns a client that reaches the admin API over TCP or,
 // when socket is set, over that unix socket.
 func adminHTTPClient(socket string) *http.Client {
-	transport := &http.Transport{Proxy: nil}
+	// Caddy replaces its admin server on every config change, so a kept-alive
+	// connection fails on the next request.
+	transport := &http.Transport{Proxy: nil, DisableKeepAlives: true}
 	if socket != "" {
 		transport.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer

@@ -427,3 +427,43 @@ func (e *env) hasEvent(name, eventType, reason, text string) bool {
 
 	return false
 }
+
+func TestInvalidPortKeepsRoute(t *testing.T) {
+	e := newEnv(t, routerOptions{noWebhook: true})
+	ctx := t.Context()
+
+	e.createDeployment("steadfast", 1, 8080, "8080")
+	want := e.waitServedBy(host("steadfast"), 60*time.Second)
+	setPort := func(value string) {
+		t.Helper()
+		patch := []byte(`{"metadata":{"annotations":{"gitspace.caddy.default.port":"` + value + `"}}}`)
+		if _, err := e.client.AppsV1().Deployments(e.ns).Patch(ctx, "steadfast", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// a bad edit while the router runs keeps the route at the old port
+	setPort("70000")
+	e.poll("an InvalidPort warning", 30*time.Second, func() (bool, error) {
+		return e.hasEvent("steadfast", corev1.EventTypeWarning, "InvalidPort", `"70000"`), nil
+	})
+	if got := e.waitServedBy(host("steadfast"), 5*time.Second); got != want {
+		t.Errorf("after the bad edit answered by %q, want %q", got, want)
+	}
+
+	// a bad edit while the router is down keeps it too
+	if err := e.router.Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	setPort("http-typo")
+	e.startRouter()
+	e.waitReady()
+	// let a drift check pass, which would remove the route if it were lost
+	time.Sleep(1500 * time.Millisecond)
+	if got := e.waitServedBy(host("steadfast"), 5*time.Second); got != want {
+		t.Errorf("after a restart with a bad port answered by %q, want %q", got, want)
+	}
+	if ups := e.upstreams("steadfast"); len(ups) != 1 || !strings.HasSuffix(ups[0], ":8080") {
+		t.Errorf("upstreams = %v, want one at the old port 8080", ups)
+	}
+}
