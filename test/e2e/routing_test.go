@@ -467,3 +467,54 @@ func TestInvalidPortKeepsRoute(t *testing.T) {
 		t.Errorf("upstreams = %v, want one at the old port 8080", ups)
 	}
 }
+
+// subrouteConfig has an operator route before the router's subroute and a
+// catch-all after it.
+const subrouteConfig = `{
+  "admin": {"listen": "ADMIN_LISTEN", "config": {"persist": false}},
+  "apps": {"http": {"servers": {"srv0": {
+    "listen": ["HTTP_LISTEN"],
+    "automatic_https": {"disable": true},
+    "routes": [
+      {"@id": "operator-headers", "handle": [{"handler": "headers", "response": {"set": {"X-Operator": ["yes"]}}}]},
+      {"handle": [{"handler": "subroute", "@id": "workspaces", "routes": []}]},
+      {"@id": "catch-all", "handle": [{"handler": "static_response", "status_code": 404, "body": "no route for this host\n"}]}
+    ]
+  }}}}
+}`
+
+func TestSubrouteKeepsOperatorRoutes(t *testing.T) {
+	caddy, err := testbed.StartCaddy(t.Context(), testbed.CaddyOptions{Config: []byte(subrouteConfig)})
+	if testbed.SkipIfMissing(err) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = caddy.Stop() })
+	e := newEnv(t, routerOptions{caddy: caddy, noWebhook: true, extraArgs: []string{"--caddy-subroute-id=workspaces"}})
+
+	e.createDeployment("nested", 1, 8080, "8080")
+	body := e.waitServedBy(host("nested"), 60*time.Second)
+	if pods := e.readyPods("nested"); len(pods) != 1 || body != pods[0] {
+		t.Errorf("answered by %q, want the Ready pod %v", body, pods)
+	}
+
+	// the operator's routes are where they were
+	ids := e.routeIDs()
+	if len(ids) != 3 || ids[0] != "operator-headers" || ids[2] != testbed.CatchAllID {
+		t.Errorf("server routes = %v, want the operator's three routes unchanged", ids)
+	}
+	status, _, raw, err := caddy.Admin(t.Context(), http.MethodGet, "/id/workspaces/routes", nil)
+	if err != nil || status != http.StatusOK {
+		t.Fatalf("reading the subroute: %d %v", status, err)
+	}
+	if !strings.Contains(string(raw), e.routeID("nested")) {
+		t.Errorf("subroute routes %s do not contain %s", raw, e.routeID("nested"))
+	}
+
+	// other hosts still reach the catch-all after the subroute
+	if status, got := e.get(host("elsewhere")); status != http.StatusNotFound || got != testbed.CatchAllBody {
+		t.Errorf("GET %s = %d %q, want the catch-all 404", host("elsewhere"), status, got)
+	}
+}
