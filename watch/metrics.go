@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/util/workqueue"
 )
 
 const metricsNamespace = "caddy_k8s_router"
@@ -49,11 +50,16 @@ var (
 	})
 )
 
-// RegisterMetrics registers the reconciler's metrics with reg. Calling it
-// again with the same registry is not an error.
+// RegisterMetrics registers the reconciler's and its workqueue's metrics
+// with reg. Call it before New: client-go takes the workqueue metrics
+// provider only once, before the first queue is created. Calling it again
+// with the same registry is not an error.
 func RegisterMetrics(reg prometheus.Registerer) error {
+	workqueue.SetProvider(queueMetricsProvider{})
+
 	collectors := []prometheus.Collector{
 		reconcileTotal, reconcileDuration, routeWritesTotal, routeWriteDuration, managedRoutes, readyToRouteSeconds,
+		queueDepth, queueAdds, queueLatency, queueWorkDuration, queueUnfinished, queueLongestRunning, queueRetries,
 	}
 	for _, c := range collectors {
 		if err := reg.Register(c); err != nil {
@@ -65,4 +71,70 @@ func RegisterMetrics(reg prometheus.Registerer) error {
 	}
 
 	return nil
+}
+
+// Workqueue metrics, labelled by queue name. client-go's workqueue reports
+// through the provider that is set before the first queue is created.
+var (
+	queueDepth = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "workqueue", Name: "depth",
+		Help: "Current depth of the workqueue.",
+	}, []string{"name"})
+	queueAdds = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "workqueue", Name: "adds_total",
+		Help: "Items added to the workqueue.",
+	}, []string{"name"})
+	queueLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "workqueue", Name: "queue_duration_seconds",
+		Help:    "Time an item waits in the workqueue before it is processed.",
+		Buckets: prometheus.ExponentialBuckets(0.00001, 4, 12),
+	}, []string{"name"})
+	queueWorkDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "workqueue", Name: "work_duration_seconds",
+		Help:    "Time to process one item of the workqueue.",
+		Buckets: prometheus.ExponentialBuckets(0.00001, 4, 12),
+	}, []string{"name"})
+	queueUnfinished = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "workqueue", Name: "unfinished_work_seconds",
+		Help: "Seconds of work in progress that has not been observed by work_duration_seconds.",
+	}, []string{"name"})
+	queueLongestRunning = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "workqueue", Name: "longest_running_processor_seconds",
+		Help: "Seconds the longest-running item of the workqueue has been processed.",
+	}, []string{"name"})
+	queueRetries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "workqueue", Name: "retries_total",
+		Help: "Items added to the workqueue again after a failure.",
+	}, []string{"name"})
+)
+
+// queueMetricsProvider hands client-go's workqueue the collectors above.
+type queueMetricsProvider struct{}
+
+func (queueMetricsProvider) NewDepthMetric(name string) workqueue.GaugeMetric {
+	return queueDepth.WithLabelValues(name)
+}
+
+func (queueMetricsProvider) NewAddsMetric(name string) workqueue.CounterMetric {
+	return queueAdds.WithLabelValues(name)
+}
+
+func (queueMetricsProvider) NewLatencyMetric(name string) workqueue.HistogramMetric {
+	return queueLatency.WithLabelValues(name)
+}
+
+func (queueMetricsProvider) NewWorkDurationMetric(name string) workqueue.HistogramMetric {
+	return queueWorkDuration.WithLabelValues(name)
+}
+
+func (queueMetricsProvider) NewUnfinishedWorkSecondsMetric(name string) workqueue.SettableGaugeMetric {
+	return queueUnfinished.WithLabelValues(name)
+}
+
+func (queueMetricsProvider) NewLongestRunningProcessorSecondsMetric(name string) workqueue.SettableGaugeMetric {
+	return queueLongestRunning.WithLabelValues(name)
+}
+
+func (queueMetricsProvider) NewRetriesMetric(name string) workqueue.CounterMetric {
+	return queueRetries.WithLabelValues(name)
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -95,6 +96,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		fmt.Fprintf(stderr, "router: creating the Kubernetes client: %v\n", err)
 		return exitConfig
 	}
+	// register the metrics before the controller creates its workqueue;
+	// controller-runtime's registry already holds the client-go and webhook
+	// collectors
+	registry := ctrlmetrics.Registry
+	for _, register := range []func(prometheus.Registerer) error{watch.RegisterMetrics, caddyapi.RegisterMetrics, registerRuntimeMetrics} {
+		if err := register(registry); err != nil {
+			log.Error("registering metrics failed", "err", err)
+			return exitFailure
+		}
+	}
 	controller, err := watch.New(client, caddyWriter{client: caddy}, watch.Options{
 		Namespaces:     cfg.namespaces,
 		Namer:          namer,
@@ -110,16 +121,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		fmt.Fprintf(stderr, "router: %v\n", err)
 		return exitConfig
-	}
-
-	// register the metrics; controller-runtime's registry already holds
-	// the workqueue, client-go and Go runtime collectors
-	registry := ctrlmetrics.Registry
-	for _, register := range []func(prometheus.Registerer) error{watch.RegisterMetrics, caddyapi.RegisterMetrics} {
-		if err := register(registry); err != nil {
-			log.Error("registering metrics failed", "err", err)
-			return exitFailure
-		}
 	}
 
 	// readiness checks
@@ -239,4 +240,21 @@ func loadRESTConfig(path string) (*rest.Config, error) {
 	cfg.QPS, cfg.Burst = 50, 100
 
 	return cfg, nil
+}
+
+// registerRuntimeMetrics registers the Go runtime and process collectors.
+func registerRuntimeMetrics(reg prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	} {
+		if err := reg.Register(c); err != nil {
+			var already prometheus.AlreadyRegisteredError
+			if !errors.As(err, &already) {
+				return err
+			}
+		}
+	}
+
+	return nil
 }

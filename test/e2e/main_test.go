@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -244,18 +245,24 @@ func (e *env) waitReady() {
 
 // health sends a GET to the router's health server.
 func (e *env) health(path string) (int, string) {
+	return e.healthBody(path)
+}
+
+// healthBody sends a GET to the router's health server and reads the whole
+// body.
+func (e *env) healthBody(path string) (int, string) {
 	resp, err := http.Get(e.healthURL + path)
 	if err != nil {
 		return 0, err.Error()
 	}
 	defer resp.Body.Close()
 
-	var body strings.Builder
-	buf := make([]byte, 4096)
-	n, _ := resp.Body.Read(buf)
-	body.Write(buf[:n])
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return 0, err.Error()
+	}
 
-	return resp.StatusCode, body.String()
+	return resp.StatusCode, string(body)
 }
 
 // poll calls cond until it returns true, failing the test after timeout

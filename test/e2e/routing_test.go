@@ -38,6 +38,24 @@ func TestWorkspaceRoutedWhenReady(t *testing.T) {
 	if status, got := e.get(host("other")); status != http.StatusNotFound || got != testbed.CatchAllBody {
 		t.Errorf("GET %s = %d %q, want the catch-all 404", host("other"), status, got)
 	}
+
+	// the metrics show the route, the queue and the admin calls
+	status, metrics := e.healthBody("/metrics")
+	if status != http.StatusOK {
+		t.Fatalf("/metrics status %d", status)
+	}
+	for _, want := range []string{
+		"caddy_k8s_router_managed_routes 1",
+		`workqueue_adds_total{name="deployments"}`,
+		"go_goroutines",
+		`caddy_k8s_router_admin_requests_total{`,
+		`caddy_k8s_router_route_syncs_total{result="written"}`,
+		"caddy_k8s_router_pod_ready_to_route_written_seconds_count",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 }
 
 func TestScaleAndRollingUpdate(t *testing.T) {
