@@ -144,7 +144,7 @@ func TestCaddyValidates(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	_, stderr, err := runCommand(dir, nil, caddy, "validate", "--config", configPath)
+	_, stderr, err := runCommand(dir, nil, nil, caddy, "validate", "--config", configPath)
 	if err != nil {
 		t.Fatalf("caddy validate: %v\n%s", err, stderr)
 	}

@@ -80,19 +80,21 @@ func tool(t *testing.T, name string) string {
 func run(t *testing.T, dir string, name string, args ...string) []byte {
 	t.Helper()
 
-	out, stderr, err := runCommand(dir, nil, name, args...)
+	out, stderr, err := runCommand(dir, nil, nil, name, args...)
 	if err != nil {
 		t.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, stderr)
 	}
 	return out
 }
 
-// runCommand runs a command in dir with stdin and returns stdout and stderr.
-func runCommand(dir string, stdin []byte, name string, args ...string) (stdout, stderr []byte, err error) {
+// runCommand runs a command in dir with env added to the test's environment
+// and stdin, and returns stdout and stderr.
+func runCommand(dir string, env []string, stdin []byte, name string, args ...string) (stdout, stderr []byte, err error) {
 	var outBuf, errBuf bytes.Buffer
 
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = &outBuf, &errBuf
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
@@ -277,18 +279,13 @@ var (
 )
 
 // certgen runs hack/certgen with -out dir and the extra args, building it
-// once per test binary.
+// once per test binary into the shared work folder.
 func certgen(t *testing.T, dir string, args ...string) {
 	t.Helper()
 
 	certgenOnce.Do(func() {
-		out, err := os.MkdirTemp("", "certgen-")
-		if err != nil {
-			certgenErr = err
-			return
-		}
-		certgenPath = filepath.Join(out, "certgen")
-		_, stderr, err := runCommand(repoRoot(t), nil, "go", "build", "-o", certgenPath, "./hack/certgen")
+		certgenPath = filepath.Join(workDir, "certgen")
+		_, stderr, err := runCommand(repoRoot(t), nil, nil, "go", "build", "-o", certgenPath, "./hack/certgen")
 		if err != nil {
 			certgenErr = fmt.Errorf("building hack/certgen: %w\n%s", err, stderr)
 		}
