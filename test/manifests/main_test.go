@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
-	"github.com/caddy-k8s-router/caddy-k8s-router/internal/e2eutil"
 	"github.com/caddy-k8s-router/caddy-k8s-router/internal/testbed"
 )
 
@@ -97,13 +97,23 @@ func controlPlane(t *testing.T) *testBed {
 	return bed
 }
 
-// routerBinary builds the router once, with the race detector when the tests
-// run with it.
+// routerBinary builds the router once into the shared work folder, with the
+// race detector when the tests run with it.
 func routerBinary(t *testing.T) string {
 	t.Helper()
 
 	routerOnce.Do(func() {
-		routerPath, routerErr = e2eutil.BuildRouter(workDir)
+		routerPath = filepath.Join(workDir, "router")
+		args := []string{"build", "-o", routerPath}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		args = append(args, "./cmd/router")
+
+		_, stderr, err := runCommand(repoRoot(t), nil, nil, "go", args...)
+		if err != nil {
+			routerErr = fmt.Errorf("building the router: %w\n%s", err, stderr)
+		}
 	})
 	if routerErr != nil {
 		t.Fatal(routerErr)
