@@ -55,6 +55,27 @@ bench: tools ## Run the benchmarks against the test bed (never part of `make tes
 demo: tools build ## Start a local control plane, Caddy, the router and three sample workspaces; Ctrl-C stops it all.
 	$(GO) run ./hack/demo --router $(BIN_DIR)/router
 
+# --- install targets (manifests/, certs/, hack/certgen) ---------------------
+# Where `make deploy` applies from: certs/ (the base with the webhook
+# certificate from `make certs`) or manifests/cert-manager (the base with a
+# certificate from cert-manager).
+DEPLOY_DIR ?= certs
+# The kubectl that `make deploy` runs: the first on PATH, so bin/kubectl when
+# `make tools` built it. Point it at your own, e.g. KUBECTL=/usr/local/bin/kubectl.
+KUBECTL ?= kubectl
+
+.PHONY: certs
+certs: ## Write a CA, the webhook's serving certificate and its caBundle patch into certs/ (clusters without cert-manager).
+	$(GO) run ./hack/certgen -out certs
+
+.PHONY: deploy
+deploy: ## Apply the manifests to the current kubectl context: certs/ by default, or DEPLOY_DIR=manifests/cert-manager.
+	@if [[ "$(DEPLOY_DIR)" == certs && ! -f certs/tls.crt ]]; then \
+		echo "deploy: certs/tls.crt is missing: run 'make certs' first, or use DEPLOY_DIR=manifests/cert-manager" >&2; \
+		exit 1; \
+	fi
+	$(KUBECTL) apply -k $(DEPLOY_DIR)
+
 .PHONY: clean
 clean: ## Remove bin/.
 	rm -rf $(BIN_DIR)
