@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -57,7 +56,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // newDeployment returns a Deployment in testNamespace that selects the pods
-// labelled app=name and declares the container port testPortName. A nil
+// labeled app=name and declares the container port testPortName. A nil
 // annotations map leaves the Deployment without annotations.
 func newDeployment(name string, annotations map[string]string) *appsv1.Deployment {
 	labels := map[string]string{"app": name}
@@ -151,16 +150,18 @@ func testRoute(name string, upstreams ...string) Route {
 	}
 }
 
-// fakeWriter is a RouteWriter that stands in for Caddy. It records the
+// fakeWriter is a RouteWriter that replaces Caddy in tests. It records the
 // routes of every call, keeps the routes of the last successful call as
-// Caddy's current routes, and can be made to fail or to be slow.
+// Caddy's current routes, and can be made to fail or to wait.
 type fakeWriter struct {
+	// mu guards the fields below it.
 	mu sync.Mutex
-	// calls holds the routes of every SetRoutes call, failed ones too.
+	// calls contains the routes of every SetRoutes call, failed ones too.
 	calls [][]Route
 	// failures is how many calls returned an error.
 	failures int
-	// current holds the routes of the last successful call.
+	// current contains the routes of the last successful call. A test may
+	// set it before the controller starts, as the routes Caddy already has.
 	current []Route
 	// succeeded reports whether any call succeeded.
 	succeeded bool
@@ -169,8 +170,8 @@ type fakeWriter struct {
 	differing int
 	// err, if set, is returned by every call and changes nothing.
 	err error
-	// delay is how long each call sleeps before it records the routes.
-	delay time.Duration
+	// hold, when not nil, makes each call wait until it is closed.
+	hold chan struct{}
 }
 
 // SetRoutes records routes and, unless the writer fails, makes them the
@@ -179,11 +180,11 @@ type fakeWriter struct {
 // RouteWriter contract requires.
 func (w *fakeWriter) SetRoutes(ctx context.Context, routes []Route) (Change, error) {
 	w.mu.Lock()
-	delay := w.delay
+	hold := w.hold
 	w.mu.Unlock()
-	if delay > 0 {
+	if hold != nil {
 		select {
-		case <-time.After(delay):
+		case <-hold:
 		case <-ctx.Done():
 			return Change{}, ctx.Err()
 		}
@@ -208,6 +209,17 @@ func (w *fakeWriter) SetRoutes(ctx context.Context, routes []Route) (Change, err
 	w.succeeded = true
 
 	return change, nil
+}
+
+// pause makes every following call wait until release is called.
+func (w *fakeWriter) pause() (release func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+
+	hold := make(chan struct{})
+	w.hold = hold
+
+	return sync.OnceFunc(func() { close(hold) })
 }
 
 // setErr makes every following call fail with err, or succeed if err is
