@@ -35,6 +35,13 @@ const (
 	logKeyHost       = "host"
 	logKeyUpstreams  = "upstreams"
 	logKeyErr        = "err"
+	logKeyPod        = "pod"
+	logKeyReason     = "reason"
+	logKeyDetail     = "detail"
+	logKeyRoutes     = "routes"
+	logKeyFailures   = "failures"
+	logKeyWinner     = "winner"
+	logKeyType       = "type"
 )
 
 // RouteWriter is the controller's only access to Caddy. cmd/router fills it
@@ -178,10 +185,18 @@ func (o *Options) defaults() error {
 	if len(o.Namespaces) == 0 {
 		return errors.New("no namespace to watch: set at least one namespace, or \"\" for all")
 	}
+	seen := map[string]bool{}
 	for _, ns := range o.Namespaces {
 		if ns != "" && len(validation.IsDNS1123Label(ns)) > 0 {
 			return fmt.Errorf("invalid namespace %q: must be a DNS-1123 label", ns)
 		}
+		if seen[ns] {
+			return fmt.Errorf("namespace %q is listed twice", ns)
+		}
+		seen[ns] = true
+	}
+	if seen[""] && len(o.Namespaces) > 1 {
+		return errors.New(`namespace "" (all namespaces) cannot be combined with others`)
 	}
 	if o.Namer == nil {
 		return errors.New("no Namer: the controller needs one to build hosts")
@@ -408,7 +423,7 @@ func (c *Controller) onDeployment(obj any) {
 	obj = objectFromTombstone(obj)
 	d, ok := obj.(*appsv1.Deployment)
 	if !ok {
-		c.log.Debug("ignoring a deployment event for an unexpected type", "type", fmt.Sprintf("%T", obj))
+		c.log.Debug("ignoring a deployment event for an unexpected type", logKeyType, fmt.Sprintf("%T", obj))
 		return
 	}
 
@@ -430,7 +445,9 @@ func (c *Controller) onPodAdd(obj any) {
 	if !ok {
 		return
 	}
-	if isPodReady(pod) {
+	// pods listed at start-up were Ready before the router saw them, so
+	// they would skew the Ready-to-route latency
+	if isPodReady(pod) && c.initialized.Load() {
 		c.noteReady(pod)
 	}
 
@@ -453,7 +470,7 @@ func (c *Controller) onPodUpdate(oldObj, newObj any) {
 func (c *Controller) onPodDelete(obj any) {
 	pod, ok := objectFromTombstone(obj).(*corev1.Pod)
 	if !ok {
-		c.log.Debug("ignoring a pod delete event for an unexpected type", "type", fmt.Sprintf("%T", objectFromTombstone(obj)))
+		c.log.Debug("ignoring a pod delete event for an unexpected type", logKeyType, fmt.Sprintf("%T", objectFromTombstone(obj)))
 		return
 	}
 

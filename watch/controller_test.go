@@ -817,8 +817,6 @@ func TestControllerWritePerChange(t *testing.T) {
 }
 
 func TestControllerRouteRemovedMessage(t *testing.T) {
-	t.Skip("known bug: the RouteRemoved Event says no pod is Ready when the route was removed for an invalid port annotation")
-
 	// Caddy still has the route of a from before a restart, and the router
 	// could not read it at start-up, so a's invalid port removes it.
 	writer := &readingWriter{
@@ -838,8 +836,6 @@ func TestControllerRouteRemovedMessage(t *testing.T) {
 }
 
 func TestReportConflictsDuringForget(t *testing.T) {
-	t.Skip("known bug: reportConflicts reads the losers map outside c.mu while forget deletes from it (data race)")
-
 	c := newIdleController(t)
 	c.log = slog.New(slog.DiscardHandler)
 

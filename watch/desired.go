@@ -118,7 +118,7 @@ func desiredRoute(in routeInput) (routeResult, error) {
 			res.skipped[pod.Name] = reason
 			continue
 		}
-		upstreams = append(upstreams, net.JoinHostPort(ip, strconv.Itoa(int(port))))
+		upstreams = append(upstreams, net.JoinHostPort(ip, strconv.Itoa(int(podPort(pod, value, port)))))
 	}
 	sort.Strings(upstreams)
 	upstreams = slices.Compact(upstreams)
@@ -135,6 +135,34 @@ func desiredRoute(in routeInput) (routeResult, error) {
 	}
 
 	return res, nil
+}
+
+// podPort returns the port to dial on pod. A port annotation that names a
+// container port is looked up in the pod's own containers, because during a
+// rollout the old pods may declare that name with another number than the
+// template. Otherwise, or when the pod does not declare the name, it returns
+// templatePort.
+func podPort(pod *corev1.Pod, annotation string, templatePort int32) int32 {
+	if annotation == "" || len(pod.Spec.Containers) == 0 || isDecimal(annotation) {
+		return templatePort
+	}
+
+	port, err := routing.ParsePort(annotation, &pod.Spec)
+	if err != nil {
+		return templatePort
+	}
+
+	return port
+}
+
+func isDecimal(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+
+	return s != ""
 }
 
 // upstreamIP returns the address to dial for pod, or a reason why the pod

@@ -579,3 +579,49 @@ func TestResolveClaimsSortedByID(t *testing.T) {
 		}
 	}
 }
+
+func TestDesiredRouteNamedPortPerPod(t *testing.T) {
+	namer, err := routing.NewNamer("example.test", routing.DefaultHostTemplate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", Annotations: map[string]string{routing.AnnotationPort: "ide"}},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{
+				Name: "workspace", Ports: []corev1.ContainerPort{{Name: "ide", ContainerPort: 3001}},
+			}}}},
+		},
+	}
+	pod := func(name, ip string, port int32) *corev1.Pod {
+		p := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", Labels: map[string]string{"app": "web"}},
+			Status: corev1.PodStatus{
+				Phase:      corev1.PodRunning,
+				PodIP:      ip,
+				Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
+			},
+		}
+		if port != 0 {
+			p.Spec.Containers = []corev1.Container{{Name: "workspace", Ports: []corev1.ContainerPort{{Name: "ide", ContainerPort: port}}}}
+		}
+		return p
+	}
+
+	// during a rollout that renumbers the port, each pod keeps its own
+	res, err := desiredRoute(routeInput{
+		deployment: d,
+		pods:       []*corev1.Pod{pod("old", "10.0.0.1", 3000), pod("new", "10.0.0.2", 3001), pod("bare", "10.0.0.3", 0)},
+		namer:      namer,
+		idPrefix:   routing.DefaultRouteIDPrefix,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	want := []string{"10.0.0.1:3000", "10.0.0.2:3001", "10.0.0.3:3001"}
+	if !slices.Equal(res.claim.route.Upstreams, want) {
+		t.Errorf("upstreams = %v, want %v (old pod on its own port, a pod without ports on the template's)", res.claim.route.Upstreams, want)
+	}
+}

@@ -54,10 +54,17 @@ func trimDeployment(d *appsv1.Deployment) *appsv1.Deployment {
 		}
 	}
 
-	containers := d.Spec.Template.Spec.Containers
-	out.Spec.Template.Spec.Containers = make([]corev1.Container, len(containers))
+	out.Spec.Template.Spec.Containers = containerPorts(d.Spec.Template.Spec.Containers)
+
+	return out
+}
+
+// containerPorts keeps each container's name and ports, which a named port
+// annotation is resolved against.
+func containerPorts(containers []corev1.Container) []corev1.Container {
+	out := make([]corev1.Container, len(containers))
 	for i, c := range containers {
-		out.Spec.Template.Spec.Containers[i] = corev1.Container{Name: c.Name, Ports: c.Ports}
+		out[i] = corev1.Container{Name: c.Name, Ports: c.Ports}
 	}
 
 	return out
@@ -75,7 +82,7 @@ func trimPod(p *corev1.Pod) *corev1.Pod {
 			Labels:            p.Labels,
 			DeletionTimestamp: p.DeletionTimestamp,
 		},
-		Spec: corev1.PodSpec{HostNetwork: p.Spec.HostNetwork},
+		Spec: corev1.PodSpec{HostNetwork: p.Spec.HostNetwork, Containers: containerPorts(p.Spec.Containers)},
 		Status: corev1.PodStatus{
 			Phase:  p.Status.Phase,
 			PodIP:  p.Status.PodIP,

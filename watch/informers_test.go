@@ -185,8 +185,9 @@ func TestTrimPod(t *testing.T) {
 	if !got.Spec.HostNetwork {
 		t.Error("hostNetwork = false, want true")
 	}
-	if got.Spec.Containers != nil {
-		t.Errorf("containers = %+v, want none", got.Spec.Containers)
+	wantContainers := []corev1.Container{{Name: "workspace", Ports: pod.Spec.Containers[0].Ports}}
+	if !reflect.DeepEqual(got.Spec.Containers, wantContainers) {
+		t.Errorf("containers = %+v, want only names and ports %+v", got.Spec.Containers, wantContainers)
 	}
 	if got.Spec.NodeName != "" {
 		t.Errorf("nodeName = %q, want empty", got.Spec.NodeName)

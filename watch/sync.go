@@ -56,7 +56,7 @@ func (c *Controller) syncDeployment(ctx context.Context, key string) error {
 	reconcileTotal.WithLabelValues("success").Inc()
 	c.reportWarning(d, res.warning)
 	for pod, reason := range res.skipped {
-		c.log.Debug("pod is not an upstream", logKeyNamespace, namespace, logKeyDeployment, name, "pod", pod, "reason", reason)
+		c.log.Debug("pod is not an upstream", logKeyNamespace, namespace, logKeyDeployment, name, logKeyPod, pod, logKeyReason, reason)
 	}
 
 	// store the claim, and write if it changed
@@ -191,7 +191,7 @@ func (c *Controller) reportInvalid(d *appsv1.Deployment, err error) {
 	if !c.newProblem(d, message) {
 		return
 	}
-	c.log.Warn("deployment gets no new route", logKeyNamespace, d.Namespace, logKeyDeployment, d.Name, "reason", reason, logKeyErr, message)
+	c.log.Warn("deployment gets no new route", logKeyNamespace, d.Namespace, logKeyDeployment, d.Name, logKeyReason, reason, logKeyErr, message)
 	c.recorder.Event(d, corev1.EventTypeWarning, reason, message)
 }
 
@@ -203,7 +203,7 @@ func (c *Controller) reportWarning(d *appsv1.Deployment, warning string) {
 		return
 	}
 	if c.newProblem(d, warning) {
-		c.log.Warn(warning, logKeyNamespace, d.Namespace, logKeyDeployment, d.Name)
+		c.log.Warn("route uses a fallback", logKeyNamespace, d.Namespace, logKeyDeployment, d.Name, logKeyDetail, warning)
 	}
 }
 

@@ -105,7 +105,7 @@ func (c *Controller) syncRoutes(ctx context.Context) error {
 		return err
 	}
 	if c.LastSyncError() != nil {
-		c.log.Info("route sync with Caddy recovered", "routes", len(routes))
+		c.log.Info("route sync with Caddy recovered", logKeyRoutes, len(routes))
 	}
 	c.lastSyncErr.Store(nil)
 	c.consecutiveFailures.Store(0)
@@ -129,10 +129,10 @@ func (c *Controller) recordSyncError(err error, routes int) {
 
 	failures := c.consecutiveFailures.Add(1)
 	if failures == 1 || failures%errorLogEvery == 0 {
-		c.log.Error("syncing routes with Caddy failed, will retry", "routes", routes, "failures", failures, logKeyErr, err)
+		c.log.Error("syncing routes with Caddy failed, will retry", logKeyRoutes, routes, logKeyFailures, failures, logKeyErr, err)
 		return
 	}
-	c.log.Debug("syncing routes with Caddy failed, will retry", "routes", routes, "failures", failures, logKeyErr, err)
+	c.log.Debug("syncing routes with Caddy failed, will retry", logKeyRoutes, routes, logKeyFailures, failures, logKeyErr, err)
 }
 
 // reportChange logs every added, updated and removed route and records an
@@ -155,7 +155,7 @@ func (c *Controller) reportChange(change Change, routes []Route) {
 				continue
 			}
 			if reason == ReasonRouteRemoved {
-				c.recorder.Event(d, corev1.EventTypeNormal, reason, "route removed from Caddy: no pod is Ready")
+				c.recorder.Event(d, corev1.EventTypeNormal, reason, "route removed from Caddy: "+c.removalCause(namespace+"/"+name))
 				continue
 			}
 			c.recorder.Eventf(d, corev1.EventTypeNormal, reason, "route %s -> %s", route.Host, strings.Join(route.Upstreams, ", "))
@@ -166,12 +166,33 @@ func (c *Controller) reportChange(change Change, routes []Route) {
 	report(change.Removed, "route removed", ReasonRouteRemoved)
 }
 
+// removalCause says why the route of the Deployment key was removed while
+// the Deployment exists: a problem the user must fix, a host conflict, or no
+// Ready pod.
+func (c *Controller) removalCause(key string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+
+	if problem := c.problems[key]; problem != "" {
+		if _, claimed := c.claims[key]; !claimed {
+			return problem
+		}
+	}
+	if winner, lost := c.losers[key]; lost {
+		return "its host is routed to the older deployment " + winner
+	}
+
+	return "no pod is Ready"
+}
+
 // reportConflicts records a Warning Event on each Deployment newly refused a
 // host because an older one has it.
 func (c *Controller) reportConflicts(losers map[string]string) {
+	// store a copy, because forget deletes from the stored map while this
+	// loop reads losers
 	c.mu.Lock()
 	previous := c.losers
-	c.losers = losers
+	c.losers = maps.Clone(losers)
 	c.mu.Unlock()
 
 	for key, winner := range losers {
@@ -181,7 +202,7 @@ func (c *Controller) reportConflicts(losers map[string]string) {
 
 		namespace, name, _ := strings.Cut(key, "/")
 		message := fmt.Sprintf("host is already routed to the older deployment %s; this deployment gets no route until that one is deleted or renamed", winner)
-		c.log.Warn("host conflict", logKeyNamespace, namespace, logKeyDeployment, name, "winner", winner)
+		c.log.Warn("host conflict", logKeyNamespace, namespace, logKeyDeployment, name, logKeyWinner, winner)
 		if d := c.cachedDeployment(namespace, name); d != nil {
 			c.recorder.Event(d, corev1.EventTypeWarning, ReasonHostConflict, message)
 		}
