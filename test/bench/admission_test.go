@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
 
 	"github.com/caddy-k8s-router/caddy-k8s-router/internal/e2eutil"
 	"github.com/caddy-k8s-router/caddy-k8s-router/routing"
@@ -123,7 +125,8 @@ func webhookCalls(ctx context.Context, bd *bed) (histogram, error) {
 }
 
 // waitWebhook polls with dry-run creates in ns until the API server, which
-// loads webhook configurations in the background, calls the webhook.
+// loads webhook configurations and admission policies in the background,
+// sets the route URL annotation.
 func waitWebhook(ctx context.Context, bd *bed, ns string) error {
 	probe := workspaceDeployment("webhook-probe")
 	delete(probe.Annotations, routing.AnnotationRouteURL)
@@ -135,4 +138,119 @@ func waitWebhook(ctx context.Context, bd *bed, ns string) error {
 		}
 		return created.Annotations[routing.AnnotationRouteURL] != "", nil
 	})
+}
+
+// BenchmarkAdmissionPolicy measures the alternative to the webhook: a
+// MutatingAdmissionPolicy (admissionregistration.k8s.io/v1) whose CEL
+// expression sets the same route URL annotation inside the API server, so
+// that no HTTPS call leaves it. It creates Deployments as
+// BenchmarkAdmission does, in a namespace the policy selects and in one it
+// does not.
+//
+// Metrics: create-p50-ms-policy and create-p50-ms-nowebhook.
+func BenchmarkAdmissionPolicy(b *testing.B) {
+	bd := startBed(b, bedOptions{})
+	ctx := context.Background()
+
+	const label = "bench.caddy-k8s-router.test/policy"
+	for _, ns := range []string{"policy", "policy-plain"} {
+		labels := map[string]string{}
+		if ns == "policy" {
+			labels[label] = "true"
+		}
+		if err := bd.cp.CreateNamespace(ctx, ns, labels); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := createRouteURLPolicy(ctx, bd, label); err != nil {
+		b.Fatal(err)
+	}
+	if err := waitWebhook(ctx, bd, "policy"); err != nil {
+		b.Fatal(err)
+	}
+
+	var with, without []time.Duration
+	b.ResetTimer()
+	for i := range b.N * admissionSamples {
+		for _, ns := range []string{"policy", "policy-plain"} {
+			d := workspaceDeployment(fmt.Sprintf("create-%d", i))
+			delete(d.Annotations, routing.AnnotationRouteURL)
+
+			start := time.Now()
+			created, err := bd.client.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{})
+			elapsed := time.Since(start)
+			if err != nil {
+				b.Fatal(err)
+			}
+
+			if got, want := created.Annotations[routing.AnnotationRouteURL], host(d.Name); (ns == "policy") != (got == want) {
+				b.Fatalf("create in %s: route annotation %q", ns, got)
+			}
+			if ns == "policy" {
+				with = append(with, elapsed)
+			} else {
+				without = append(without, elapsed)
+			}
+		}
+	}
+	b.StopTimer()
+
+	b.Logf("policy: p50 %.2f ms, p99 %.2f ms; neither: p50 %.2f ms, p99 %.2f ms (%d creates each)",
+		ms(percentile(with, 50)), ms(percentile(with, 99)), ms(percentile(without, 50)), ms(percentile(without, 99)), len(with))
+	b.ReportMetric(ms(percentile(with, 50)), "create-p50-ms-policy")
+	b.ReportMetric(ms(percentile(without, 50)), "create-p50-ms-nowebhook")
+}
+
+// createRouteURLPolicy creates a MutatingAdmissionPolicy and its binding
+// that set the route URL annotation of every Deployment created or updated
+// in the namespaces labelled label=true to <name>.<baseDomain>, as the
+// webhook does with the default host template.
+func createRouteURLPolicy(ctx context.Context, bd *bed, label string) error {
+	const name = "route-url"
+	expression := fmt.Sprintf(`Object{metadata: Object.metadata{annotations: {%q: object.metadata.name + ".%s"}}}`,
+		routing.AnnotationRouteURL, baseDomain)
+
+	policy := &admissionregistrationv1.MutatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: admissionregistrationv1.MutatingAdmissionPolicySpec{
+			MatchConstraints: &admissionregistrationv1.MatchResources{
+				ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+					RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+						Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+						Rule: admissionregistrationv1.Rule{
+							APIGroups:   []string{"apps"},
+							APIVersions: []string{"v1"},
+							Resources:   []string{"deployments"},
+						},
+					},
+				}},
+			},
+			Mutations: []admissionregistrationv1.Mutation{{
+				PatchType:          admissionregistrationv1.PatchTypeApplyConfiguration,
+				ApplyConfiguration: &admissionregistrationv1.ApplyConfiguration{Expression: expression},
+			}},
+			FailurePolicy:      ptr.To(admissionregistrationv1.Ignore),
+			ReinvocationPolicy: admissionregistrationv1.IfNeededReinvocationPolicy,
+		},
+	}
+	policies := bd.client.AdmissionregistrationV1().MutatingAdmissionPolicies()
+	if _, err := policies.Create(ctx, policy, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("creating MutatingAdmissionPolicy %s: %w", name, err)
+	}
+
+	binding := &admissionregistrationv1.MutatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{
+			PolicyName: name,
+			MatchResources: &admissionregistrationv1.MatchResources{
+				NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{label: "true"}},
+			},
+		},
+	}
+	bindings := bd.client.AdmissionregistrationV1().MutatingAdmissionPolicyBindings()
+	if _, err := bindings.Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("creating MutatingAdmissionPolicyBinding %s: %w", name, err)
+	}
+
+	return nil
 }
