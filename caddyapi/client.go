@@ -129,7 +129,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, ifMat
 	resp, err := c.http.Do(req)
 	if err != nil {
 		observeRequest(method, 0, time.Since(start))
-		return response{}, c.unreachable(ctx, method, path, err)
+		return response{}, c.unreachable(ctx, method, path, time.Since(start), err)
 	}
 	defer resp.Body.Close()
 
@@ -137,7 +137,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, ifMat
 	data, err := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxResponseBytes+1))
 	observeRequest(method, resp.StatusCode, time.Since(start))
 	if err != nil {
-		return response{}, c.unreachable(ctx, method, path, fmt.Errorf("reading response body: %w", err))
+		return response{}, c.unreachable(ctx, method, path, time.Since(start), fmt.Errorf("reading response body: %w", err))
 	}
 	if int64(len(data)) > c.cfg.MaxResponseBytes {
 		hint := fmt.Sprintf("the body exceeds %d bytes; raise Config.MaxResponseBytes", c.cfg.MaxResponseBytes)
@@ -153,14 +153,15 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, ifMat
 	return response{status: resp.StatusCode, etag: resp.Header.Get("Etag"), body: data}, nil
 }
 
-// unreachable wraps a transport error. For a write it adds that Caddy may
-// have applied the change.
-func (c *Client) unreachable(ctx context.Context, method, path string, err error) error {
+// unreachable wraps a transport error that came after elapsed. For a write
+// it adds that Caddy may have applied the change.
+func (c *Client) unreachable(ctx context.Context, method, path string, elapsed time.Duration, err error) error {
 	var hint string
 	var netErr net.Error
 	timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout()
 	if timedOut {
-		hint = fmt.Sprintf("timed out after %v; check that Caddy listens at the admin URL, or raise Config.Timeout", c.cfg.Timeout)
+		// the caller's deadline may be shorter than Config.Timeout
+		hint = fmt.Sprintf("timed out after %v (Config.Timeout is %v); check that Caddy listens at the admin URL", elapsed.Round(time.Millisecond), c.cfg.Timeout)
 	} else {
 		hint = "check that Caddy is running and listens at the admin URL"
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -62,6 +63,17 @@ type RouteReader interface {
 	Routes(ctx context.Context) ([]Route, error)
 }
 
+// RouteProber is implemented by a RouteWriter that can read, cheaply, the id
+// of the first route where its owned routes start. The controller then
+// checks every ProbeInterval that Caddy still has its routes, and rewrites
+// them at once when it does not, instead of waiting for the next full drift
+// check.
+type RouteProber interface {
+	// FirstRouteID returns the id of the first route of the managed array,
+	// or "" when there is none.
+	FirstRouteID(ctx context.Context) (string, error)
+}
+
 // Change is the outcome of one SetRoutes call.
 type Change struct {
 	// Written reports whether Caddy's config was written.
@@ -94,6 +106,10 @@ type Options struct {
 	// DriftInterval is how often Caddy's owned routes are read back and
 	// rewritten if they differ; default 10 seconds.
 	DriftInterval time.Duration
+	// ProbeInterval is how often a RouteProber writer is asked for the first
+	// route id, to notice lost routes between drift checks; default 1
+	// second, negative to turn it off.
+	ProbeInterval time.Duration
 	// WritePerChange turns coalescing off: every changed Deployment is
 	// written at once in its own call. It exists to measure what coalescing
 	// saves, and is slower in every other respect.
@@ -133,12 +149,20 @@ type Controller struct {
 	readySince map[string]time.Time
 	// losers holds the Deployments refused a host, with the winner's key.
 	losers map[string]string
+	// hostHolders maps each host to the Deployment key that won it in the
+	// last resolution, seeded from Caddy's routes at start-up.
+	hostHolders map[string]string
+	// nextSeen numbers claims in the order the router first sees them.
+	nextSeen uint64
 	// routedPorts holds, per Deployment key, the upstream port of its route
 	// in Caddy at start-up, for Deployments whose port annotation is invalid.
 	routedPorts map[string]int32
 
-	initialized         atomic.Bool
-	lastSyncErr         atomic.Pointer[error]
+	initialized atomic.Bool
+	lastSyncErr atomic.Pointer[error]
+	apiErr      atomic.Pointer[error]
+	// firstRouteID is the first id of the routes last synced, "" for none.
+	firstRouteID        atomic.Pointer[string]
 	consecutiveFailures atomic.Int64
 	kick                chan struct{}
 	// writeMu makes sure at most one SetRoutes call is in flight.
@@ -166,6 +190,7 @@ func New(client kubernetes.Interface, writer RouteWriter, opts Options) (*Contro
 		readySince:  map[string]time.Time{},
 		losers:      map[string]string{},
 		routedPorts: map[string]int32{},
+		hostHolders: map[string]string{},
 		kick:        make(chan struct{}, 1),
 	}
 
@@ -227,6 +252,9 @@ func (o *Options) defaults() error {
 	if o.DriftInterval <= 0 {
 		o.DriftInterval = 10 * time.Second
 	}
+	if o.ProbeInterval == 0 {
+		o.ProbeInterval = time.Second
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -239,7 +267,23 @@ func (c *Controller) addInformers(namespace string) error {
 	factory := informers.NewSharedInformerFactoryWithOptions(c.client, c.opts.ResyncPeriod,
 		informers.WithNamespace(namespace), informers.WithTransform(trimObject))
 
+	// the informers, with list-watches that retry while the API server is
+	// unreachable
+	factory.InformerFor(&appsv1.Deployment{}, func(client kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+		api := client.AppsV1().Deployments(namespace)
+		lw := cache.ToListWatcherWithWatchListSemantics(retryingListWatch(api.List, api.Watch, c.noteAPIError), client)
+		return cache.NewSharedIndexInformer(lw, &appsv1.Deployment{}, resync, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	})
+	factory.InformerFor(&corev1.Pod{}, func(client kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+		api := client.CoreV1().Pods(namespace)
+		lw := cache.ToListWatcherWithWatchListSemantics(retryingListWatch(api.List, api.Watch, c.noteAPIError), client)
+		return cache.NewSharedIndexInformer(lw, &corev1.Pod{}, resync, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	})
+
 	deployments := factory.Apps().V1().Deployments()
+	if err := deployments.Informer().SetWatchErrorHandlerWithContext(c.onWatchError); err != nil {
+		return fmt.Errorf("setting the deployment watch error handler: %w", err)
+	}
 	_, err := deployments.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.onDeployment,
 		UpdateFunc: c.onDeploymentUpdate,
@@ -250,6 +294,9 @@ func (c *Controller) addInformers(namespace string) error {
 	}
 
 	pods := factory.Core().V1().Pods()
+	if err := pods.Informer().SetWatchErrorHandlerWithContext(c.onWatchError); err != nil {
+		return fmt.Errorf("setting the pod watch error handler: %w", err)
+	}
 	if err := pods.Informer().AddIndexers(cache.Indexers{byDeploymentIndex: indexByDeployment}); err != nil {
 		return fmt.Errorf("adding pod indexer: %w", err)
 	}
@@ -325,6 +372,42 @@ func (c *Controller) Run(ctx context.Context) error {
 	return nil
 }
 
+// noteAPIError records err as the API server's state for APIServerError, or
+// clears it when err is nil.
+func (c *Controller) noteAPIError(err error) {
+	if err == nil {
+		if c.apiErr.Load() != nil {
+			c.apiErr.Store(nil)
+		}
+		return
+	}
+
+	wrapped := fmt.Errorf("API server unreachable: %w", err)
+	c.apiErr.Store(&wrapped)
+}
+
+// onWatchError records a list or watch failure, such as a Forbidden answer,
+// for APIServerError. client-go logs it too.
+func (c *Controller) onWatchError(_ context.Context, _ *cache.Reflector, err error) {
+	if errors.Is(err, io.EOF) {
+		// a watch closed by the server; the reflector reconnects
+		return
+	}
+
+	wrapped := fmt.Errorf("listing or watching: %w", err)
+	c.apiErr.Store(&wrapped)
+}
+
+// APIServerError returns why the informers cannot list or watch, or nil when
+// the last call succeeded.
+func (c *Controller) APIServerError() error {
+	if p := c.apiErr.Load(); p != nil {
+		return *p
+	}
+
+	return nil
+}
+
 // HasSynced reports whether the caches have synced and every Deployment's
 // claim has been computed once.
 func (c *Controller) HasSynced() bool {
@@ -341,8 +424,8 @@ func (c *Controller) LastSyncError() error {
 	return nil
 }
 
-// readRoutedPorts records the upstream port of every route the router owns
-// in Caddy, if the writer can list them. A failure only loses that fallback,
+// readRoutedPorts records the host and the upstream port of every route the
+// router owns in Caddy, if the writer can list them. A failure only loses that fallback,
 // so it is logged and start-up goes on.
 func (c *Controller) readRoutedPorts(ctx context.Context) {
 	reader, ok := c.writer.(RouteReader)
@@ -362,7 +445,11 @@ func (c *Controller) readRoutedPorts(ctx context.Context) {
 	defer c.mu.Unlock()
 	for _, r := range routes {
 		namespace, name, ok := routing.ParseRouteID(c.opts.RouteIDPrefix, r.ID)
-		if !ok || len(r.Upstreams) == 0 {
+		if !ok {
+			continue
+		}
+		c.hostHolders[r.Host] = namespace + "/" + name
+		if len(r.Upstreams) == 0 {
 			continue
 		}
 		_, portText, err := net.SplitHostPort(r.Upstreams[0])
@@ -388,9 +475,7 @@ func (c *Controller) initialClaims() {
 		for _, d := range deployments {
 			key := d.Namespace + "/" + d.Name
 			if res, err := c.computeRoute(d); err == nil {
-				c.mu.Lock()
-				c.claims[key] = res.claim
-				c.mu.Unlock()
+				c.storeClaim(key, res.claim)
 			}
 			c.workqueue.Add(key)
 		}

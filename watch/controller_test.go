@@ -61,6 +61,8 @@ func newFixture(t *testing.T, writer RouteWriter, opts Options, objects ...runti
 		f.writer = w
 	case *readingWriter:
 		f.writer = w.fakeWriter
+	case *probingWriter:
+		f.writer = w.fakeWriter
 	default:
 		t.Fatalf("unexpected writer type %T", writer)
 	}

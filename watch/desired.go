@@ -40,7 +40,9 @@ type claim struct {
 	key     string
 	created time.Time
 	// port is the upstream port the route was computed with.
-	port  int32
+	port int32
+	// seen orders claims by when the router first saw their Deployment.
+	seen  uint64
 	route Route
 }
 
@@ -225,25 +227,28 @@ func isPodReady(pod *corev1.Pod) bool {
 }
 
 // resolveClaims turns claims into the routes to write. When several claims
-// want the same host, the oldest Deployment keeps it (ties go to the smaller
-// key) and the others are returned as losers, keyed by their key with the
-// winner's key as value. Claims without upstreams get no route but still
-// hold their host. Routes are sorted by ID.
-func resolveClaims(claims map[string]claim) (routes []Route, losers map[string]string) {
+// want the same host, the oldest Deployment keeps it and the others are
+// returned as losers, keyed by their key with the winner's key as value.
+// holders maps each host to the key of the Deployment that held it before,
+// and winners returns the same for this resolution. Claims without upstreams
+// get no route but still hold their host. Routes are sorted by ID.
+func resolveClaims(claims map[string]claim, holders map[string]string) (routes []Route, losers, winners map[string]string) {
 	byHost := make(map[string][]claim, len(claims))
 	for _, c := range claims {
 		byHost[c.route.Host] = append(byHost[c.route.Host], c)
 	}
 
 	losers = map[string]string{}
+	winners = make(map[string]string, len(byHost))
 	routes = make([]Route, 0, len(byHost))
-	for _, contenders := range byHost {
+	for host, contenders := range byHost {
 		winner := contenders[0]
 		for _, c := range contenders[1:] {
-			if olderClaim(c, winner) {
+			if precedes(c, winner, holders[host]) {
 				winner = c
 			}
 		}
+		winners[host] = winner.key
 		for _, c := range contenders {
 			if c.key != winner.key {
 				losers[c.key] = winner.key
@@ -256,14 +261,22 @@ func resolveClaims(claims map[string]claim) (routes []Route, losers map[string]s
 	}
 	sort.Slice(routes, func(i, j int) bool { return routes[i].ID < routes[j].ID })
 
-	return routes, losers
+	return routes, losers, winners
 }
 
-// olderClaim reports whether a was created before b, breaking ties by key.
-func olderClaim(a, b claim) bool {
-	if !a.created.Equal(b.created) {
+// precedes reports whether claim a has a better right to a host than b. The
+// Deployment created first wins. Creation times have a resolution of one
+// second, so on a tie the Deployment that holds the host already wins, then
+// the one the router saw first, then the smaller key.
+func precedes(a, b claim, holder string) bool {
+	switch {
+	case !a.created.Equal(b.created):
 		return a.created.Before(b.created)
+	case a.key == holder || b.key == holder:
+		return a.key == holder
+	case a.seen != b.seen:
+		return a.seen < b.seen
+	default:
+		return a.key < b.key
 	}
-
-	return a.key < b.key
 }

@@ -455,6 +455,12 @@ func newClaim(namespace, name, host string, minute int, upstreams ...string) cla
 	}
 }
 
+// seenAs returns c as first seen at position seen.
+func seenAs(c claim, seen uint64) claim {
+	c.seen = seen
+	return c
+}
+
 // claimsOf returns claims keyed by their key.
 func claimsOf(claims ...claim) map[string]claim {
 	out := make(map[string]claim, len(claims))
@@ -471,6 +477,7 @@ func TestResolveClaims(t *testing.T) {
 		claims     map[string]claim
 		wantRoutes []string
 		wantLosers map[string]string
+		holders    map[string]string
 	}{
 		{
 			name:       "empty",
@@ -506,6 +513,35 @@ func TestResolveClaims(t *testing.T) {
 			wantLosers: map[string]string{"b/web": "a/web"},
 		},
 		{
+			name: "tie kept by holder",
+			claims: claimsOf(
+				newClaim("b", "web", "web.example.test", 1, "10.0.0.2:8080"),
+				newClaim("a", "web", "web.example.test", 1, "10.0.0.1:8080"),
+			),
+			holders:    map[string]string{"web.example.test": "b/web"},
+			wantRoutes: []string{"k8s-router.b.web"},
+			wantLosers: map[string]string{"a/web": "b/web"},
+		},
+		{
+			name: "tie broken by first seen",
+			claims: claimsOf(
+				seenAs(newClaim("b", "web", "web.example.test", 1, "10.0.0.2:8080"), 1),
+				seenAs(newClaim("a", "web", "web.example.test", 1, "10.0.0.1:8080"), 2),
+			),
+			wantRoutes: []string{"k8s-router.b.web"},
+			wantLosers: map[string]string{"a/web": "b/web"},
+		},
+		{
+			name: "holder loses to older",
+			claims: claimsOf(
+				newClaim("b", "web", "web.example.test", 2, "10.0.0.2:8080"),
+				newClaim("a", "web", "web.example.test", 1, "10.0.0.1:8080"),
+			),
+			holders:    map[string]string{"web.example.test": "b/web"},
+			wantRoutes: []string{"k8s-router.a.web"},
+			wantLosers: map[string]string{"b/web": "a/web"},
+		},
+		{
 			name: "winner without upstreams holds host",
 			claims: claimsOf(
 				newClaim("a", "web", "web.example.test", 1),
@@ -526,7 +562,7 @@ func TestResolveClaims(t *testing.T) {
 
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			routes, losers := resolveClaims(tt.claims)
+			routes, losers, winners := resolveClaims(tt.claims, tt.holders)
 
 			ids := make([]string, len(routes))
 			for i, r := range routes {
@@ -542,6 +578,12 @@ func TestResolveClaims(t *testing.T) {
 			}
 			if !maps.Equal(losers, tt.wantLosers) {
 				t.Errorf("losers = %v, want %v", losers, tt.wantLosers)
+			}
+			for loser, winner := range losers {
+				host := tt.claims[loser].route.Host
+				if winners[host] != winner {
+					t.Errorf("winners[%s] = %q, want %q", host, winners[host], winner)
+				}
 			}
 		})
 	}
@@ -569,7 +611,7 @@ func TestResolveClaimsSortedByID(t *testing.T) {
 	}
 
 	for range 5 {
-		routes, _ := resolveClaims(claims)
+		routes, _, _ := resolveClaims(claims, nil)
 
 		if len(routes) != 50 {
 			t.Fatalf("got %d routes, want 50", len(routes))

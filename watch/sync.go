@@ -60,10 +60,7 @@ func (c *Controller) syncDeployment(ctx context.Context, key string) error {
 	}
 
 	// store the claim, and write if it changed
-	c.mu.Lock()
-	old, existed := c.claims[key]
-	c.claims[key] = res.claim
-	c.mu.Unlock()
+	old, existed := c.storeClaim(key, res.claim)
 	if !existed || !old.route.Equal(res.claim.route) || !old.created.Equal(res.claim.created) {
 		c.routesChanged(ctx)
 	}
@@ -77,14 +74,7 @@ func (c *Controller) syncDeployment(ctx context.Context, key string) error {
 // offline. It still returns the error, for reporting.
 func (c *Controller) computeRoute(d *appsv1.Deployment) (routeResult, error) {
 	key := d.Namespace + "/" + d.Name
-	in := routeInput{
-		deployment:  d,
-		pods:        c.podsOf(d.Namespace, key),
-		namer:       c.opts.Namer,
-		idPrefix:    c.opts.RouteIDPrefix,
-		defaultPort: c.opts.DefaultPort,
-		ipFamily:    c.opts.IPFamily,
-	}
+	in := c.routeInputFor(d)
 
 	res, err := desiredRoute(in)
 	if err == nil || !errors.Is(err, errInvalidPort) {
@@ -113,14 +103,43 @@ func (c *Controller) computeRoute(d *appsv1.Deployment) (routeResult, error) {
 		return res, err
 	}
 
-	c.mu.Lock()
-	c.claims[key] = keptRes.claim
-	c.mu.Unlock()
+	c.storeClaim(key, keptRes.claim)
 	if !existed || !old.route.Equal(keptRes.claim.route) {
 		c.requestWrite()
 	}
 
 	return res, err
+}
+
+// routeInputFor returns the input of desiredRoute for d, with d's pods from
+// the cache.
+func (c *Controller) routeInputFor(d *appsv1.Deployment) routeInput {
+	return routeInput{
+		deployment:  d,
+		pods:        c.podsOf(d.Namespace, d.Namespace+"/"+d.Name),
+		namer:       c.opts.Namer,
+		idPrefix:    c.opts.RouteIDPrefix,
+		defaultPort: c.opts.DefaultPort,
+		ipFamily:    c.opts.IPFamily,
+	}
+}
+
+// storeClaim stores the claim of key, keeping the order in which the router
+// first saw it, and returns the claim it replaced.
+func (c *Controller) storeClaim(key string, cl claim) (old claim, existed bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+
+	old, existed = c.claims[key]
+	if existed {
+		cl.seen = old.seen
+	} else {
+		c.nextSeen++
+		cl.seen = c.nextSeen
+	}
+	c.claims[key] = cl
+
+	return old, existed
 }
 
 // podsOf returns the cached pods owned by the Deployment key.

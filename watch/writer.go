@@ -54,6 +54,14 @@ func (c *Controller) runWriter(ctx context.Context) {
 	drift := time.NewTicker(c.opts.DriftInterval)
 	defer drift.Stop()
 
+	var probe <-chan time.Time
+	prober, canProbe := c.writer.(RouteProber)
+	if canProbe && c.opts.ProbeInterval > 0 {
+		ticker := time.NewTicker(c.opts.ProbeInterval)
+		defer ticker.Stop()
+		probe = ticker.C
+	}
+
 	var retry <-chan time.Time
 	delay := minRetryDelay
 	for {
@@ -63,6 +71,11 @@ func (c *Controller) runWriter(ctx context.Context) {
 		case <-c.kick:
 		case <-drift.C:
 		case <-retry:
+		case <-probe:
+			if retry != nil || !c.routesLost(ctx, prober) {
+				continue
+			}
+			c.log.Info("Caddy lost the owned routes, rewriting them")
 		}
 
 		retry = nil
@@ -87,11 +100,15 @@ func (c *Controller) syncRoutes(ctx context.Context) error {
 	// snapshot the claims
 	c.mu.Lock()
 	claims := maps.Clone(c.claims)
+	holders := maps.Clone(c.hostHolders)
 	pendingReady := maps.Clone(c.readySince)
 	c.mu.Unlock()
 
-	routes, losers := resolveClaims(claims)
+	routes, losers, winners := resolveClaims(claims, holders)
 	c.reportConflicts(losers)
+	c.mu.Lock()
+	c.hostHolders = winners
+	c.mu.Unlock()
 
 	// write
 	start := time.Now()
@@ -109,6 +126,11 @@ func (c *Controller) syncRoutes(ctx context.Context) error {
 	}
 	c.lastSyncErr.Store(nil)
 	c.consecutiveFailures.Store(0)
+	first := ""
+	if len(routes) > 0 {
+		first = routes[0].ID
+	}
+	c.firstRouteID.Store(&first)
 	managedRoutes.Set(float64(len(routes)))
 
 	if !change.Written {
@@ -120,6 +142,26 @@ func (c *Controller) syncRoutes(ctx context.Context) error {
 	c.observeReadyLatency(pendingReady, routes)
 
 	return nil
+}
+
+// routesLost reports whether the prober shows that Caddy no longer starts its
+// managed array with the first route last synced. A failed probe reports
+// false: the next drift check or request finds and reports the failure.
+func (c *Controller) routesLost(ctx context.Context, prober RouteProber) bool {
+	want := c.firstRouteID.Load()
+	if want == nil || *want == "" {
+		return false
+	}
+
+	probeCtx, cancel := context.WithTimeout(ctx, c.opts.ProbeInterval)
+	defer cancel()
+	got, err := prober.FirstRouteID(probeCtx)
+	if err != nil {
+		c.log.Debug("probing Caddy's first route failed", logKeyErr, err)
+		return false
+	}
+
+	return got != *want
 }
 
 // recordSyncError stores err for readiness and logs it, at Error for the
@@ -155,7 +197,7 @@ func (c *Controller) reportChange(change Change, routes []Route) {
 				continue
 			}
 			if reason == ReasonRouteRemoved {
-				c.recorder.Event(d, corev1.EventTypeNormal, reason, "route removed from Caddy: "+c.removalCause(namespace+"/"+name))
+				c.recorder.Event(d, corev1.EventTypeNormal, reason, "route removed from Caddy: "+c.removalCause(d))
 				continue
 			}
 			c.recorder.Eventf(d, corev1.EventTypeNormal, reason, "route %s -> %s", route.Host, strings.Join(route.Upstreams, ", "))
@@ -166,20 +208,19 @@ func (c *Controller) reportChange(change Change, routes []Route) {
 	report(change.Removed, "route removed", ReasonRouteRemoved)
 }
 
-// removalCause says why the route of the Deployment key was removed while
-// the Deployment exists: a problem the user must fix, a host conflict, or no
-// Ready pod.
-func (c *Controller) removalCause(key string) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// removalCause says why the route of d was removed while d exists: input
+// the user must fix, a host conflict, or no Ready pod.
+func (c *Controller) removalCause(d *appsv1.Deployment) string {
+	key := d.Namespace + "/" + d.Name
 
-	if problem := c.problems[key]; problem != "" {
-		if _, claimed := c.claims[key]; !claimed {
-			return problem
-		}
-	}
-	if winner, lost := c.losers[key]; lost {
+	c.mu.Lock()
+	winner, lost := c.losers[key]
+	c.mu.Unlock()
+	if lost {
 		return "its host is routed to the older deployment " + winner
+	}
+	if _, err := desiredRoute(c.routeInputFor(d)); err != nil {
+		return err.Error()
 	}
 
 	return "no pod is Ready"

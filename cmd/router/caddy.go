@@ -44,3 +44,8 @@ func (w caddyWriter) Routes(ctx context.Context) ([]watch.Route, error) {
 
 	return routes, nil
 }
+
+// FirstRouteID returns the id of the first route of the managed array.
+func (w caddyWriter) FirstRouteID(ctx context.Context) (string, error) {
+	return w.client.FirstRouteID(ctx)
+}

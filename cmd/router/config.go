@@ -47,6 +47,7 @@ type config struct {
 	workers        int
 	resyncPeriod   time.Duration
 	driftInterval  time.Duration
+	probeInterval  time.Duration
 	writePerChange bool
 }
 
@@ -105,6 +106,7 @@ func options() []*option {
 		{flag: "workers", env: "WORKERS", def: "4", usage: "Deployments synced in parallel"},
 		{flag: "resync-period", env: "RESYNC_PERIOD", def: "10m", usage: "informer resync period"},
 		{flag: "drift-interval", env: "DRIFT_INTERVAL", def: "10s", usage: "how often Caddy's routes are read back and repaired if they differ"},
+		{flag: "probe-interval", env: "PROBE_INTERVAL", def: "1s", usage: "how often the first route id is read from Caddy to notice lost routes between drift checks; 0 turns it off"},
 		{flag: "write-per-change", env: "WRITE_PER_CHANGE", def: "false", usage: "write every change to Caddy on its own instead of combining changes (for benchmarks only)"},
 	}
 }
@@ -156,6 +158,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		workers:         p.integer("workers", 1, 64),
 		resyncPeriod:    p.duration("resync-period", time.Second),
 		driftInterval:   p.duration("drift-interval", 100*time.Millisecond),
+		probeInterval:   p.duration("probe-interval", 0),
 		writePerChange:  p.boolean("write-per-change"),
 		proxy: caddyapi.ProxySettings{
 			TryDuration:      p.proxyDuration("try-duration"),

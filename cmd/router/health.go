@@ -28,7 +28,9 @@ type readyCheck struct {
 // /healthz returns 200 as long as the process serves HTTP; it never depends
 // on Caddy or the API server, so that their outages do not restart the
 // router. /readyz runs every check and returns 503 with one line per
-// failing check, or 200 "ok".
+// failing check, or 200 "ok". Each exclude query parameter skips the check
+// of that name, as kube-apiserver's /readyz does, so that a probe can ignore
+// a condition that should not take the Pod out of service.
 func newHealthRouter(checks []readyCheck, gatherer prometheus.Gatherer) http.Handler {
 	r := chi.NewRouter()
 
@@ -41,8 +43,16 @@ func newHealthRouter(checks []readyCheck, gatherer prometheus.Gatherer) http.Han
 		ctx, cancel := context.WithTimeout(req.Context(), readyCheckTimeout)
 		defer cancel()
 
+		excluded := map[string]bool{}
+		for _, name := range req.URL.Query()["exclude"] {
+			excluded[name] = true
+		}
+
 		var failures []string
 		for _, c := range checks {
+			if excluded[c.name] {
+				continue
+			}
 			if err := c.check(ctx); err != nil {
 				failures = append(failures, fmt.Sprintf("%s: %v", c.name, err))
 			}

@@ -69,3 +69,18 @@ func TestMetricsServesRegistry(t *testing.T) {
 		t.Errorf("/metrics = %d %q, want the registry's counter", code, body)
 	}
 }
+
+func TestReadyzExclude(t *testing.T) {
+	checks := []readyCheck{
+		{name: "apiserver", check: func(context.Context) error { return errors.New("connection refused") }},
+		{name: "caddy", check: func(context.Context) error { return nil }},
+	}
+	h := newHealthRouter(checks, prometheus.NewRegistry())
+
+	if code, _ := serve(t, h, "/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz = %d, want 503", code)
+	}
+	if code, body := serve(t, h, "/readyz?exclude=apiserver"); code != http.StatusOK {
+		t.Errorf("/readyz?exclude=apiserver = %d %q, want 200", code, body)
+	}
+}

@@ -115,6 +115,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Workers:        cfg.workers,
 		ResyncPeriod:   cfg.resyncPeriod,
 		DriftInterval:  cfg.driftInterval,
+		ProbeInterval:  probeInterval(cfg.probeInterval),
 		WritePerChange: cfg.writePerChange,
 		Logger:         log,
 	})
@@ -131,6 +132,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			}
 			return nil
 		}},
+		{name: "apiserver", check: func(context.Context) error { return controller.APIServerError() }},
 		{name: "caddy", check: caddy.Check},
 		{name: "route-sync", check: func(context.Context) error { return controller.LastSyncError() }},
 	}
@@ -257,4 +259,14 @@ func registerRuntimeMetrics(reg prometheus.Registerer) error {
 	}
 
 	return nil
+}
+
+// probeInterval maps the flag's 0, which turns the probe off, to the
+// controller's negative value.
+func probeInterval(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+
+	return d
 }

@@ -17,16 +17,11 @@ import (
 // watches break. Start it again with StartAPIServer, which then serves the
 // same certificates on the same port, so clients reconnect on their own.
 //
-// NOTE: StopAPIServer followed by StartAPIServer does not work with
-// envtest v0.25.3 for two reasons. Envtest removes the certificate folder it
-// created when it stops the API server, so the restarted one serves a new
-// CA that no client trusts. And with watches open, kube-apiserver takes
-// longer than envtest's 20-second stop timeout to exit on SIGTERM, so
-// StopAPIServer returns an error after envtest kills it. KillAPIServer
-// keeps a copy of the certificates for the restart and does not wait for a
-// graceful exit. Once StartControlPlane gives the API server a CertDir of
-// its own, which envtest never removes, and StopAPIServer kills on a time
-// limit, this function is no longer needed.
+// envtest v0.25.3 removes the certificate folder it created when it stops
+// the API server, so a restarted server would serve a new CA that no client
+// trusts, and with watches open kube-apiserver takes longer than envtest's
+// 20-second stop timeout to exit on SIGTERM. So KillAPIServer keeps a copy
+// of the certificates for the restart and does not wait for a graceful exit.
 func (cp *ControlPlane) KillAPIServer() error {
 	api := cp.env.ControlPlane.APIServer
 

@@ -241,14 +241,8 @@ func (cp *ControlPlane) AddUser(name string, groups []string) (string, error) {
 	return path, nil
 }
 
-// StopAPIServer stops kube-apiserver and leaves etcd running, so that
-// clients see the API server go away.
-func (cp *ControlPlane) StopAPIServer() error {
-	return cp.env.ControlPlane.APIServer.Stop()
-}
-
 // StartAPIServer starts kube-apiserver again on the same port, certificates
-// and etcd after StopAPIServer, and waits until it is healthy.
+// and etcd after KillAPIServer, and waits until it is healthy.
 func (cp *ControlPlane) StartAPIServer(ctx context.Context) error {
 	if err := cp.env.ControlPlane.APIServer.Start(); err != nil {
 		return fmt.Errorf("restarting kube-apiserver: %w", err)
