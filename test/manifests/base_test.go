@@ -278,7 +278,7 @@ func TestRouterProbes(t *testing.T) {
 		path  string
 	}{
 		{"liveness", router.LivenessProbe, "/healthz"},
-		{"readiness", router.ReadinessProbe, "/readyz"},
+		{"readiness", router.ReadinessProbe, "/readyz?exclude=apiserver&exclude=route-sync"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
