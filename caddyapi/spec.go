@@ -199,8 +199,14 @@ func buildRoute(spec RouteSpec, p ProxySettings) route {
 		proxy.LoadBalancing = &loadBalancing{TryDuration: duration(p.TryDuration), TryInterval: duration(p.TryInterval)}
 	}
 	proxy.StreamCloseDelay = duration(p.StreamCloseDelay)
+
+	// Always name the transport. A reverse_proxy without one shares Caddy's
+	// built-in default transport, and on Caddy v2.11.9 every reload then
+	// leaves that route's upstream connections open: a benchmark reached
+	// 10,791 file descriptors after 539 reloads.
+	proxy.Transport = &httpTransport{Protocol: "http"}
 	if p.KeepAliveIdle > 0 {
-		proxy.Transport = &httpTransport{Protocol: "http", KeepAlive: &keepAlive{IdleTimeout: duration(p.KeepAliveIdle)}}
+		proxy.Transport.KeepAlive = &keepAlive{IdleTimeout: duration(p.KeepAliveIdle)}
 	}
 
 	return route{

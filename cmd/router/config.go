@@ -70,6 +70,29 @@ type option struct {
 	usage   string
 	value   string
 	fromEnv bool
+	// boolean lets the flag stand alone, as --flag for --flag=true.
+	boolean bool
+}
+
+// flagValue adapts an option to flag.Value.
+type flagValue struct{ o *option }
+
+func (v flagValue) String() string {
+	if v.o == nil {
+		return ""
+	}
+
+	return v.o.value
+}
+
+func (v flagValue) Set(s string) error {
+	v.o.value = s
+	return nil
+}
+
+// IsBoolFlag tells the flag package that a boolean option may stand alone.
+func (v flagValue) IsBoolFlag() bool {
+	return v.o != nil && v.o.boolean
 }
 
 // source names where the option's value came from, for error messages.
@@ -107,7 +130,7 @@ func options() []*option {
 		{flag: "resync-period", env: "RESYNC_PERIOD", def: "10m", usage: "informer resync period"},
 		{flag: "drift-interval", env: "DRIFT_INTERVAL", def: "10s", usage: "how often Caddy's routes are read back and repaired if they differ"},
 		{flag: "probe-interval", env: "PROBE_INTERVAL", def: "1s", usage: "how often the first route id is read from Caddy to notice lost routes between drift checks; 0 turns it off"},
-		{flag: "write-per-change", env: "WRITE_PER_CHANGE", def: "false", usage: "write every change to Caddy on its own instead of combining changes (for benchmarks only)"},
+		{flag: "write-per-change", env: "WRITE_PER_CHANGE", def: "false", boolean: true, usage: "write every change to Caddy on its own instead of combining changes (for benchmarks only)"},
 	}
 }
 
@@ -128,7 +151,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 			o.value, o.fromEnv = v, true
 		}
 		usage := fmt.Sprintf("%s [%s]", o.usage, o.env)
-		fs.StringVar(&o.value, o.flag, o.value, usage)
+		fs.Var(flagValue{o}, o.flag, usage)
 		byFlag[o.flag] = o
 	}
 	if err := fs.Parse(args); err != nil {

@@ -163,3 +163,13 @@ func TestRunHelpExitsZero(t *testing.T) {
 		t.Errorf("help text does not list the environment variables: %q", stderr.String())
 	}
 }
+
+func TestParseConfigBooleanFlagAlone(t *testing.T) {
+	cfg, err := parseConfig([]string{"--namespace=a", "--base-domain=example.test", "--write-per-change"}, envOf(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.writePerChange {
+		t.Error("writePerChange = false after --write-per-change, want true")
+	}
+}
