@@ -24,6 +24,13 @@ const (
 	// errorLogEvery is how many consecutive failed syncs are logged at
 	// Debug between two logged at Error.
 	errorLogEvery = 30
+	// burstSpacing is how many times the duration of the last write the
+	// writer waits after it before the next write, when changes arrived
+	// while it was writing. Under a burst of changes Caddy then spends at
+	// most a third of its time reloading, and each write carries more of
+	// the burst. A change that arrives when the writer is idle is written
+	// at once.
+	burstSpacing = 2
 )
 
 // requestWrite requests a sync from the writer. It never blocks: a request made
@@ -62,13 +69,19 @@ func (c *Controller) runWriter(ctx context.Context) {
 		probe = ticker.C
 	}
 
-	var retry <-chan time.Time
+	var (
+		retry     <-chan time.Time
+		notBefore time.Time
+	)
 	delay := minRetryDelay
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-c.kick:
+			if !waitUntil(ctx, notBefore) {
+				return
+			}
 		case <-drift.C:
 		case <-retry:
 		case <-probe:
@@ -79,7 +92,14 @@ func (c *Controller) runWriter(ctx context.Context) {
 		}
 
 		retry = nil
-		if err := c.syncRoutes(ctx); err != nil {
+		start := time.Now()
+		written, err := c.syncRoutesReport(ctx)
+		notBefore = time.Time{}
+		if written && len(c.kick) > 0 {
+			// a burst: changes arrived during the write
+			notBefore = time.Now().Add(burstSpacing * time.Since(start))
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -91,9 +111,32 @@ func (c *Controller) runWriter(ctx context.Context) {
 	}
 }
 
+// waitUntil waits until t, and reports false if ctx ended first.
+func waitUntil(ctx context.Context, t time.Time) bool {
+	wait := time.Until(t)
+	if wait <= 0 {
+		return true
+	}
+
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	}
+}
+
 // syncRoutes makes Caddy's owned routes equal the resolved claims, then
 // reports what changed.
 func (c *Controller) syncRoutes(ctx context.Context) error {
+	_, err := c.syncRoutesReport(ctx)
+	return err
+}
+
+// syncRoutesReport is syncRoutes that also reports whether it wrote.
+func (c *Controller) syncRoutesReport(ctx context.Context) (bool, error) {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 
@@ -119,7 +162,7 @@ func (c *Controller) syncRoutes(ctx context.Context) error {
 	if err != nil {
 		routeWritesTotal.WithLabelValues("error").Inc()
 		c.recordSyncError(err, len(routes))
-		return err
+		return false, err
 	}
 	if c.LastSyncError() != nil {
 		c.log.Info("route sync with Caddy recovered", logKeyRoutes, len(routes))
@@ -141,7 +184,7 @@ func (c *Controller) syncRoutes(ctx context.Context) error {
 	}
 	c.observeReadyLatency(pendingReady, routes)
 
-	return nil
+	return change.Written, nil
 }
 
 // routesLost reports whether the prober shows that Caddy no longer starts its
