@@ -98,6 +98,7 @@ func TestServerDryRun(t *testing.T) {
 	}{
 		{"base", filepath.Join(repoRoot(t), "manifests")},
 		{"certs overlay", filepath.Join(dir, "certs")},
+		{"all-namespaces component", filepath.Join(repoRoot(t), "test", "manifests", "testdata", "all-namespaces")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -216,4 +218,48 @@ func parseCertificate(data []byte) (*x509.Certificate, error) {
 		return nil, errors.New("no PEM block")
 	}
 	return x509.ParseCertificate(block.Bytes)
+}
+
+// TestAllNamespacesComponent renders the base with the all-namespaces
+// component and checks that RBAC and the webhook follow the wider scope.
+func TestAllNamespacesComponent(t *testing.T) {
+	objs := render(t, filepath.Join(repoRoot(t), "test", "manifests", "testdata", "all-namespaces"))
+
+	if n := len(objs.of("Role")) + len(objs.of("RoleBinding")); n != 0 {
+		t.Errorf("%d Roles and RoleBindings left, want none", n)
+	}
+
+	role := convert[rbacv1.ClusterRole](t, objs.find(t, "ClusterRole", "caddy-router"))
+	base := convert[rbacv1.Role](t, render(t, filepath.Join(repoRoot(t), "manifests")).find(t, "Role", "caddy-router"))
+	if !reflect.DeepEqual(role.Rules, base.Rules) {
+		t.Errorf("ClusterRole rules = %+v, want the base Role's %+v", role.Rules, base.Rules)
+	}
+
+	binding := convert[rbacv1.ClusterRoleBinding](t, objs.find(t, "ClusterRoleBinding", "caddy-router"))
+	if len(binding.Subjects) != 1 || binding.Subjects[0].Name != "caddy-router" || binding.Subjects[0].Namespace != "caddy-router" {
+		t.Errorf("ClusterRoleBinding subjects = %+v, want the router's ServiceAccount", binding.Subjects)
+	}
+
+	settings := objs.of("ConfigMap")
+	found := false
+	for _, cm := range settings {
+		if value, ok, _ := unstructured.NestedString(cm.Object, "data", "K8S_NAMESPACE"); ok {
+			found = true
+			if value != "*" {
+				t.Errorf("K8S_NAMESPACE = %q, want *", value)
+			}
+		}
+	}
+	if !found {
+		t.Error("no ConfigMap sets K8S_NAMESPACE")
+	}
+
+	webhook := convert[admissionregistrationv1.MutatingWebhookConfiguration](t, objs.find(t, "MutatingWebhookConfiguration", "caddy-router"))
+	for _, w := range webhook.Webhooks {
+		exprs := w.NamespaceSelector.MatchExpressions
+		if len(exprs) != 1 || exprs[0].Operator != metav1.LabelSelectorOpNotIn ||
+			!reflect.DeepEqual(exprs[0].Values, []string{"kube-system", "caddy-router"}) {
+			t.Errorf("webhook %s namespaceSelector = %+v, want only NotIn [kube-system caddy-router]", w.Name, exprs)
+		}
+	}
 }
