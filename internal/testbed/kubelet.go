@@ -57,9 +57,10 @@ type KubeletOptions struct {
 // Kubelet replaces the kubelets of a cluster in tests. It binds pending pods to
 // NodeName, gives each pod its own 127.x.y.z address with a Backend on each
 // declared container port, and writes a Running status with podIP, podIPs
-// and the Ready condition. When a pod is deleted it stops the backends,
-// marks the pod not Ready and deletes it with grace period 0, as a kubelet
-// confirms a graceful deletion.
+// and the Ready condition. When a pod is deleted it waits out the pod's
+// preStop sleep, if any, stops the backends gracefully, marks the pod not
+// Ready and deletes it with grace period 0, as a kubelet confirms a graceful
+// deletion.
 type Kubelet struct {
 	client kubernetes.Interface
 	opts   KubeletOptions
@@ -322,7 +323,10 @@ func (k *Kubelet) isReady(fp *fakePod) bool {
 // unless the pod already has it.
 func (k *Kubelet) writeStatus(ctx context.Context, key string, pod *corev1.Pod, fp *fakePod) error {
 	ready := k.isReady(fp)
-	if !ready && !fp.manual && !fp.readyAt.IsZero() {
+	k.mu.Lock()
+	waiting := !ready && !fp.manual && !fp.readyAt.IsZero()
+	k.mu.Unlock()
+	if waiting {
 		k.queue.AddAfter(key, time.Until(fp.readyAt))
 	}
 	if statusMatches(pod, fp.ip, ready) {
@@ -358,7 +362,17 @@ func (k *Kubelet) terminate(ctx context.Context, key string, pod *corev1.Pod, fp
 		}
 	}
 
-	k.release(key)
+	// a preStop sleep keeps the pod serving, as it does on a kubelet
+	if wait := preStopSleep(pod); fp != nil && wait > 0 {
+		end := pod.DeletionTimestamp.Add(wait)
+		if remaining := time.Until(end); remaining > 0 {
+			k.queue.AddAfter(key, remaining)
+			return nil
+		}
+	}
+
+	// then the container gets SIGTERM and finishes its open requests
+	k.releaseGracefully(key)
 
 	if podReady(pod) {
 		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -397,6 +411,35 @@ func (k *Kubelet) release(key string) {
 	if fp != nil {
 		fp.close()
 	}
+}
+
+// releaseGracefully stops the pod's backends as a process does on SIGTERM:
+// no new connections, open requests finish, for at most 5 seconds.
+func (k *Kubelet) releaseGracefully(key string) {
+	k.mu.Lock()
+	fp := k.pods[key]
+	delete(k.pods, key)
+	k.mu.Unlock()
+
+	if fp == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, b := range fp.backends {
+		_ = b.Shutdown(ctx)
+	}
+}
+
+// preStopSleep returns the sleep of the first container's preStop hook, or 0.
+func preStopSleep(pod *corev1.Pod) time.Duration {
+	for _, c := range pod.Spec.Containers {
+		if c.Lifecycle != nil && c.Lifecycle.PreStop != nil && c.Lifecycle.PreStop.Sleep != nil {
+			return time.Duration(c.Lifecycle.PreStop.Sleep.Seconds) * time.Second
+		}
+	}
+
+	return 0
 }
 
 func (fp *fakePod) close() {

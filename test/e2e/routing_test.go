@@ -62,7 +62,13 @@ func TestScaleAndRollingUpdate(t *testing.T) {
 	e := newEnv(t, routerOptions{})
 	ctx := t.Context()
 
-	e.createDeployment("web", 1, 8080, "http")
+	// a preStop sleep keeps a terminating pod serving while the router
+	// takes it out of Caddy, as workspaces should have
+	d := deployment("web", 1, 8080, "http")
+	d.Spec.Template.Spec.Containers[0].Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 1}}}
+	if _, err := e.client.AppsV1().Deployments(e.ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	e.waitServedBy(host("web"), 60*time.Second)
 
 	// scaled to 3, each pod answers
