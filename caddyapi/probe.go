@@ -13,7 +13,7 @@ import (
 // routes. Apply writes the owned routes as one block at the start of the
 // array, so a caller that knows its first owned id can tell from this value
 // alone that Caddy lost its routes, for example after a restart without
-// --resume. Caddy v2.11.9 answers 400 both for an empty array and for a
+// --resume. Caddy v2.11.9 responds with 400 both for an empty array and for a
 // missing server, so both return ""; Check and Apply tell them apart.
 func (c *Client) FirstRouteID(ctx context.Context) (string, error) {
 	var id string

@@ -68,7 +68,7 @@ func retryUnreachable[R any](ctx context.Context, onUnreachable func(error), cal
 }
 
 // isUnreachable reports whether err means the API server could not be
-// reached or is not serving yet, as opposed to an answer it gave.
+// reached or is not serving yet, as opposed to a response it sent.
 func isUnreachable(err error) bool {
 	return utilnet.IsConnectionRefused(err) ||
 		utilnet.IsConnectionReset(err) ||

@@ -122,7 +122,7 @@ func run(ctx context.Context, routerPath, namespace, baseDomain string) (err err
 		}
 		host := routeURL(created)
 		if host == "" {
-			// The webhook did not answer in time; the router backfills it.
+			// The webhook did not respond in time; the router backfills it.
 			host = w.name + "." + baseDomain
 		}
 		hosts = append(hosts, host)
@@ -217,14 +217,14 @@ func waitReady(ctx context.Context, healthURL string, router *testbed.Process) e
 	return nil
 }
 
-// waitRoutable waits until Caddy answers 200 for host.
+// waitRoutable waits until Caddy responds with 200 for host.
 func waitRoutable(ctx context.Context, caddy *testbed.Caddy, host string) error {
 	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		status, _, err := caddy.Get(ctx, host, "/")
 		return err == nil && status == http.StatusOK, nil
 	})
 	if err != nil {
-		return fmt.Errorf("waiting for %s to answer through Caddy: %w", host, err)
+		return fmt.Errorf("waiting for %s to respond through Caddy: %w", host, err)
 	}
 
 	return nil
