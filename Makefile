@@ -57,7 +57,8 @@ bench: tools ## Run the benchmarks against the test bed (never part of `make tes
 
 .PHONY: demo
 demo: tools build ## Start a local control plane, Caddy, the router and three sample workspaces; Ctrl-C stops it all.
-	$(GO) run ./hack/demo --router $(BIN_DIR)/router
+	$(GO) build -o $(BIN_DIR)/demo ./hack/demo
+	$(BIN_DIR)/demo --router $(BIN_DIR)/router
 
 # --- install targets (manifests/, certs/, hack/certgen) ---------------------
 # Where `make deploy` applies from: certs/ (the base with the webhook

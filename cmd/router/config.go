@@ -59,6 +59,10 @@ type configError struct {
 }
 
 func (e *configError) Error() string {
+	if e.value == "" {
+		return fmt.Sprintf("missing %s: %s", e.source, e.want)
+	}
+
 	return fmt.Sprintf("invalid %s %q: %s", e.source, e.value, e.want)
 }
 
@@ -95,14 +99,21 @@ func (v flagValue) IsBoolFlag() bool {
 	return v.o != nil && v.o.boolean
 }
 
-// source names where the option's value came from, for error messages.
+// source names where the option's value came from, for error messages. An
+// option set nowhere names both places it can be set.
 func (o *option) source() string {
-	if o.fromEnv {
+	switch {
+	case o.fromEnv:
 		return "environment variable " + o.env
+	case o.value == "" && o.def == "":
+		return "flag --" + o.flag + " (or environment variable " + o.env + ")"
+	default:
+		return "flag --" + o.flag
 	}
-
-	return "flag --" + o.flag
 }
+
+// errPrinted marks an error that the flag package has printed already.
+var errPrinted = errors.New("invalid command line")
 
 // options lists every setting, in the order of the help text.
 func options() []*option {
@@ -155,7 +166,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		byFlag[o.flag] = o
 	}
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		// the flag package has printed the error and the usage already
+		return nil, fmt.Errorf("%w: %w", errPrinted, err)
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q: the router takes only flags", fs.Arg(0))
@@ -192,10 +204,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	cfg.logLevel = p.level("log-level")
 
 	// values checked by the packages that use them
+	if byFlag["base-domain"].value == "" {
+		p.fail(byFlag["base-domain"], "required: the DNS domain under which each workspace gets <name>.<domain>, e.g. gitspaces.example.com")
+	}
 	p.check("base-domain", func(value string) (err error) {
-		if value == "" {
-			return errors.New("required: the DNS domain under which each workspace gets <name>.<domain>, e.g. gitspaces.example.com")
-		}
 		cfg.baseDomain, err = routing.NormalizeBaseDomain(value)
 		return err
 	})

@@ -62,6 +62,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
+	if errors.Is(err, errPrinted) {
+		return exitConfig
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "router: %v\n", err)
 		return exitConfig

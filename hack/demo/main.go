@@ -99,7 +99,12 @@ func run(ctx context.Context, routerPath, namespace, baseDomain string) (err err
 
 	// the router and its webhook
 	step("starting the router")
-	router, healthURL, err := startRouter(ctx, cp, caddy, routerPath, namespace, baseDomain)
+	certDir, err := os.MkdirTemp("", "demo-certs-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(certDir)
+	router, healthURL, err := startRouter(ctx, cp, caddy, routerPath, certDir, namespace, baseDomain)
 	if err != nil {
 		return err
 	}
@@ -135,6 +140,7 @@ func run(ctx context.Context, routerPath, namespace, baseDomain string) (err err
 
 	// tell the user how to reach them
 	caddyURL := "http://" + caddy.HTTPAddr
+	step("ready at " + time.Now().Format(time.TimeOnly))
 	fmt.Printf("demo ready: caddy=%s\n", caddyURL)
 	for _, host := range hosts {
 		fmt.Printf("curl -H 'Host: %s' %s/\n", host, caddyURL)
@@ -153,13 +159,9 @@ func run(ctx context.Context, routerPath, namespace, baseDomain string) (err err
 	return nil
 }
 
-// startRouter writes the webhook's certificates, registers the webhook and
-// runs the router binary.
-func startRouter(ctx context.Context, cp *testbed.ControlPlane, caddy *testbed.Caddy, path, namespace, baseDomain string) (*testbed.Process, string, error) {
-	certDir, err := os.MkdirTemp("", "demo-certs-")
-	if err != nil {
-		return nil, "", err
-	}
+// startRouter writes the webhook's certificates into certDir, registers the
+// webhook and runs the router binary.
+func startRouter(ctx context.Context, cp *testbed.ControlPlane, caddy *testbed.Caddy, path, certDir, namespace, baseDomain string) (*testbed.Process, string, error) {
 	caPEM, err := testbed.WriteServingCert(certDir)
 	if err != nil {
 		return nil, "", err
