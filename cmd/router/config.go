@@ -56,10 +56,12 @@ type configError struct {
 	source string // the flag or environment variable that set the value
 	value  string
 	want   string
+	// missing reports that no flag or variable set the value.
+	missing bool
 }
 
 func (e *configError) Error() string {
-	if e.value == "" {
+	if e.missing {
 		return fmt.Sprintf("missing %s: %s", e.source, e.want)
 	}
 
@@ -74,6 +76,8 @@ type option struct {
 	usage   string
 	value   string
 	fromEnv bool
+	// set reports that the flag was given on the command line.
+	set bool
 	// boolean lets the flag stand alone, as --flag for --flag=true.
 	boolean bool
 }
@@ -105,11 +109,17 @@ func (o *option) source() string {
 	switch {
 	case o.fromEnv:
 		return "environment variable " + o.env
-	case o.value == "" && o.def == "":
+	case o.unset():
 		return "flag --" + o.flag + " (or environment variable " + o.env + ")"
 	default:
 		return "flag --" + o.flag
 	}
+}
+
+// unset reports whether neither a flag, a variable nor a default gave the
+// option a value.
+func (o *option) unset() bool {
+	return !o.set && !o.fromEnv && o.value == "" && o.def == ""
 }
 
 // errPrinted marks an error that the flag package has printed already.
@@ -172,7 +182,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q: the router takes only flags", fs.Arg(0))
 	}
-	fs.Visit(func(f *flag.Flag) { byFlag[f.Name].fromEnv = false })
+	fs.Visit(func(f *flag.Flag) {
+		byFlag[f.Name].fromEnv = false
+		byFlag[f.Name].set = true
+	})
 
 	p := &parser{opts: byFlag}
 	cfg := &config{
@@ -228,7 +241,7 @@ type parser struct {
 
 func (p *parser) fail(o *option, want string) {
 	if p.err == nil {
-		p.err = &configError{source: o.source(), value: o.value, want: want}
+		p.err = &configError{source: o.source(), value: o.value, want: want, missing: o.unset()}
 	}
 }
 
