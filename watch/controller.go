@@ -107,8 +107,8 @@ type Options struct {
 	// rewritten if they differ; default 10 seconds.
 	DriftInterval time.Duration
 	// ProbeInterval is how often a RouteProber writer is asked for the first
-	// route id, to notice lost routes between drift checks; default 1
-	// second, negative to turn it off.
+	// route id, so that lost routes are noticed between drift checks.
+	// Default 1 second; a negative value turns the probe off.
 	ProbeInterval time.Duration
 	// WritePerChange turns coalescing off: every changed Deployment is
 	// written at once in its own call. It exists to measure what coalescing
@@ -386,7 +386,7 @@ func (c *Controller) noteAPIError(err error) {
 	c.apiErr.Store(&wrapped)
 }
 
-// onWatchError records a list or watch failure, such as a Forbidden answer,
+// onWatchError records a list or watch failure, such as a Forbidden response,
 // for APIServerError. client-go logs it too.
 func (c *Controller) onWatchError(_ context.Context, _ *cache.Reflector, err error) {
 	if errors.Is(err, io.EOF) {

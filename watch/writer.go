@@ -251,7 +251,7 @@ func (c *Controller) reportChange(change Change, routes []Route) {
 	report(change.Removed, "route removed", ReasonRouteRemoved)
 }
 
-// removalCause says why the route of d was removed while d exists: input
+// removalCause returns why the route of d was removed while d exists: input
 // the user must fix, a host conflict, or no Ready pod.
 func (c *Controller) removalCause(d *appsv1.Deployment) string {
 	key := d.Namespace + "/" + d.Name

@@ -78,7 +78,7 @@ type Caddy struct {
 	proxy      *http.Client
 }
 
-// StartCaddy starts Caddy and waits until its admin API answers. Stop it
+// StartCaddy starts Caddy and waits until its admin API responds. Stop it
 // with Stop.
 func StartCaddy(ctx context.Context, opts CaddyOptions) (*Caddy, error) {
 	bin, err := caddyBinary()
