@@ -10,8 +10,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -24,14 +22,12 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 
+	"github.com/caddy-k8s-router/caddy-k8s-router/internal/e2eutil"
 	"github.com/caddy-k8s-router/caddy-k8s-router/internal/testbed"
 )
 
 // baseDomain is the base domain every test router serves.
 const baseDomain = "e2e.test"
-
-// namespaceLabel marks the namespaces the test webhooks intercept.
-const namespaceLabel = "caddy-k8s-router.test/webhook"
 
 var (
 	// cp is the control plane shared by the package's tests.
@@ -60,15 +56,9 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 
-	routerBinary = filepath.Join(dir, "router")
-	args := []string{"build", "-o", routerBinary}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	build := exec.Command("go", append(args, "github.com/caddy-k8s-router/caddy-k8s-router/cmd/router")...)
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the router:", err)
+	routerBinary, err = e2eutil.BuildRouter(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 
@@ -132,7 +122,7 @@ func newEnv(t *testing.T, opts routerOptions) *env {
 	if len(e.ns) > 63 {
 		e.ns = strings.TrimRight(e.ns[:63], "-")
 	}
-	if err := cp.CreateNamespace(ctx, e.ns, map[string]string{namespaceLabel: "true"}); err != nil {
+	if err := cp.CreateNamespace(ctx, e.ns, nil); err != nil {
 		t.Fatal(err)
 	}
 
@@ -164,7 +154,7 @@ func newEnv(t *testing.T, opts routerOptions) *env {
 	if opts.noWebhook {
 		e.args = append(e.args, "--webhook-port=0")
 	} else {
-		e.args = append(e.args, e.webhookArgs()...)
+		e.args = append(e.args, e2eutil.RegisterWebhook(t, cp, e.ns).Flags...)
 	}
 	e.args = append(e.args, opts.extraArgs...)
 
@@ -172,43 +162,6 @@ func newEnv(t *testing.T, opts routerOptions) *env {
 	e.waitReady()
 
 	return e
-}
-
-// webhookArgs writes serving certificates, registers a webhook for the
-// test's namespace and returns the router flags that serve it.
-func (e *env) webhookArgs() []string {
-	t := e.t
-	certDir := t.TempDir()
-	caPEM, err := testbed.WriteServingCert(certDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr, err := testbed.FreeLoopbackAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := strings.Cut(addr, ":")
-
-	// select only this test's namespace, so tests do not intercept each other
-	label := "caddy-k8s-router.test/" + e.ns
-	ns, err := e.client.CoreV1().Namespaces().Get(t.Context(), e.ns, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Labels[label] = "true"
-	if _, err := e.client.CoreV1().Namespaces().Update(t.Context(), ns, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	name := "router-" + e.ns
-	url := "https://" + addr + "/mutate-apps-v1-deployment"
-	if err := testbed.RegisterWebhook(t.Context(), e.client, name, url, caPEM, label); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = e.client.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(context.Background(), name, metav1.DeleteOptions{})
-	})
-
-	return []string{"--webhook-host=127.0.0.1", "--webhook-port=" + port, "--webhook-cert-dir=" + certDir}
 }
 
 // startRouter runs the router binary with e.args.
@@ -234,7 +187,7 @@ func (e *env) startRouter() {
 	})
 }
 
-// waitReady waits until /readyz answers 200.
+// waitReady waits until /readyz returns 200.
 func (e *env) waitReady() {
 	e.t.Helper()
 	e.poll("router ready", 60*time.Second, func() (bool, error) {
@@ -292,7 +245,8 @@ func (e *env) get(host string) (int, string) {
 	return status, body
 }
 
-// waitServedBy waits until a GET for host is answered by one of pods.
+// waitServedBy waits until one of the pods responds to a GET for host,
+// and returns its body.
 func (e *env) waitServedBy(host string, timeout time.Duration) string {
 	e.t.Helper()
 	var body string

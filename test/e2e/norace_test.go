@@ -1,7 +1,0 @@
-//go:build !race
-
-package e2e
-
-// raceEnabled reports whether the tests run with the race detector, so that
-// the router binary is built with it too.
-const raceEnabled = false
