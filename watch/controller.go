@@ -152,7 +152,7 @@ type Controller struct {
 	// hostHolders maps each host to the Deployment key that won it in the
 	// last resolution, seeded from Caddy's routes at start-up.
 	hostHolders map[string]string
-	// nextSeen numbers claims in the order the router first sees them.
+	// nextSeen numbers claims in the order the router first stores them.
 	nextSeen uint64
 	// routedPorts holds, per Deployment key, the upstream port of its route
 	// in Caddy at start-up, for Deployments whose port annotation is invalid.

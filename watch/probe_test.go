@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// probingWriter is a fakeWriter that also answers FirstRouteID from its
+// probingWriter is a fakeWriter that also returns FirstRouteID from its
 // current routes, and can be made to forget them, as a restarted Caddy does.
 type probingWriter struct {
 	*fakeWriter

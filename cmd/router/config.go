@@ -98,7 +98,8 @@ func (v flagValue) Set(s string) error {
 	return nil
 }
 
-// IsBoolFlag tells the flag package that a boolean option may stand alone.
+// IsBoolFlag reports to the flag package whether the option may stand
+// alone, as a boolean flag can.
 func (v flagValue) IsBoolFlag() bool {
 	return v.o != nil && v.o.boolean
 }

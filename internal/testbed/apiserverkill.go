@@ -19,7 +19,7 @@ import (
 //
 // envtest v0.25.3 removes the certificate folder it created when it stops
 // the API server, so a restarted server would serve a new CA that no client
-// trusts, and with watches open kube-apiserver takes longer than envtest's
+// trusts. With watches open, kube-apiserver also takes longer than envtest's
 // 20-second stop timeout to exit on SIGTERM. So KillAPIServer keeps a copy
 // of the certificates for the restart and does not wait for a graceful exit.
 func (cp *ControlPlane) KillAPIServer() error {

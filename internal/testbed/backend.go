@@ -19,11 +19,12 @@ import (
 // PodNameHeader is the response header in which a backend names its pod.
 const PodNameHeader = "X-Pod-Name"
 
-// Backend is a small HTTP server standing in for a pod's container. It
-// answers every request with its name and a newline, and echoes every
+// Backend is a small HTTP server in place of a pod's container. It
+// responds to every request with its name and a newline, and echoes every
 // message on a websocket opened with an Upgrade request.
 type Backend struct {
-	// Name is what the backend answers with: the pod's name.
+	// Name is the response body of the backend, without the newline: the
+	// pod's name.
 	Name string
 	// Addr is the listen address, ip:port.
 	Addr string

@@ -70,8 +70,8 @@ func kubeBinary(name string) (string, error) {
 	return binary(name, "KUBEBUILDER_ASSETS")
 }
 
-// SkipIfMissing reports whether a test should be skipped because err says a
-// binary is missing. Under CI (the CI variable set) it never skips, so that a
+// SkipIfMissing reports whether a test should be skipped because err reports
+// a missing binary. Under CI (the CI variable set) it never skips, so that a
 // missing build step fails loudly instead of passing silently.
 func SkipIfMissing(err error) bool {
 	return errors.Is(err, ErrMissingBinary) && os.Getenv("CI") == ""

@@ -24,7 +24,7 @@ const (
 )
 
 // CatchAllID is the @id of the last route of the default config, which
-// answers 404 for every host that no other route matches.
+// responds with 404 for every host that no other route matches.
 const CatchAllID = "catch-all"
 
 // CatchAllBody is the response body of the catch-all route.

@@ -68,7 +68,7 @@ func StartControlPlane(ctx context.Context, opts ControlPlaneOptions) (*ControlP
 	}
 	cp := &ControlPlane{dir: dir}
 
-	// wrap the binaries so that the reaper knows their pids
+	// wrap the binaries so that the reaper records their pids
 	wrapped := map[string]string{}
 	for _, name := range []string{"etcd", "kube-apiserver", "kubectl"} {
 		path, err := kubeBinary(name)

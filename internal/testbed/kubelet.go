@@ -401,7 +401,7 @@ func (k *Kubelet) terminate(ctx context.Context, key string, pod *corev1.Pod, fp
 	return err
 }
 
-// release stops the pod's backends and forgets it.
+// release stops the pod's backends and drops its state.
 func (k *Kubelet) release(key string) {
 	k.mu.Lock()
 	fp := k.pods[key]

@@ -71,7 +71,7 @@ func TestScaleAndRollingUpdate(t *testing.T) {
 	}
 	e.waitServedBy(host("web"), 60*time.Second)
 
-	// scaled to 3, each pod answers
+	// scaled to 3, each pod responds
 	e.scale("web", 3)
 	e.poll("3 Ready pods", 60*time.Second, func() (bool, error) { return len(e.readyPods("web")) == 3, nil })
 	e.waitEveryPodAnswers("web")
@@ -169,7 +169,7 @@ func TestPodsLeaveUpstreams(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// scaled to 0: the catch-all answers
+	// scaled to 0: the catch-all responds
 	e.scale("leaving", 0)
 	list, err := e.client.CoreV1().Pods(e.ns).List(ctx, metav1.ListOptions{LabelSelector: "app=leaving"})
 	if err != nil {
@@ -349,7 +349,7 @@ func TestReadyzBeforeCachesSync(t *testing.T) {
 }
 
 // waitEveryPodAnswers sends requests through Caddy until each Ready pod of
-// the Deployment name has answered one.
+// the Deployment name has responded to one.
 func (e *env) waitEveryPodAnswers(name string) {
 	e.t.Helper()
 	seen := map[string]bool{}
