@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -72,8 +73,12 @@ func startAdminProxy(caddyAddr string) (*adminProxy, error) {
 // ServeHTTP forwards one request to Caddy and records it.
 func (p *adminProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	p.begin()
-	defer p.end()
+	// The router's first-route probe, one small GET a second, is no work
+	// to wait for; counting it would keep the proxy from ever being idle.
+	if !isFirstRouteProbe(r) {
+		p.begin()
+		defer p.end()
+	}
 
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
@@ -106,6 +111,12 @@ func (p *adminProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(resp.StatusCode)
 	_, _ = w.Write(respBody)
+}
+
+// isFirstRouteProbe reports whether r is the router's read of the first
+// route id, which caddyapi.Client.FirstRouteID sends.
+func isFirstRouteProbe(r *http.Request) bool {
+	return r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/routes/0/@id")
 }
 
 func (p *adminProxy) begin() {
